@@ -1,0 +1,44 @@
+//! Runtime errors.
+
+use brainlift_ir::IrError;
+use thiserror::Error;
+
+/// Errors raised while preparing or running a function.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A tensor's storage does not match its type.
+    #[error("bad tensor: {0}")]
+    BadTensor(String),
+    /// The inputs passed do not match the function's inputs.
+    #[error("input mismatch for @{func}: {msg}")]
+    Input {
+        /// Function name.
+        func: String,
+        /// What differs (name, expected and actual type).
+        msg: String,
+    },
+    /// The function is not valid IR.
+    #[error(transparent)]
+    Ir(#[from] IrError),
+    /// The backend cannot run this op (names the op and why).
+    #[error("{backend}: cannot execute {op}: {msg}")]
+    Unsupported {
+        /// Backend name.
+        backend: String,
+        /// Op mnemonic.
+        op: String,
+        /// Why.
+        msg: String,
+    },
+    /// Code generation failed.
+    #[error("codegen: {0}")]
+    Codegen(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {msg}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+}
