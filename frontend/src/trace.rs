@@ -34,6 +34,12 @@ struct TapeEntry {
     args: Vec<usize>,
 }
 
+impl TraceState {
+    pub(crate) fn inputs_len(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct TraceState {
     name: String,
@@ -49,6 +55,14 @@ pub(crate) struct TraceState {
     parent: Option<Tracer>,
     error: Option<TraceError>,
     finished: bool,
+    /// Variable bindings in this tracer: variable id -> value index.
+    pub(crate) var_bindings: HashMap<u64, usize>,
+    /// Variables written in this tracer, in first-write order.
+    pub(crate) var_written: Vec<u64>,
+    /// Variables read as inputs of this (root) tracer: (variable id, input position).
+    pub(crate) var_inputs: Vec<(u64, usize)>,
+    /// Display names (paths) of variables, for input names.
+    pub(crate) var_names: HashMap<u64, String>,
 }
 
 /// A recording context. Cheap to clone (a shared handle).
@@ -85,6 +99,10 @@ impl Tracer {
                 parent,
                 error: None,
                 finished: false,
+                var_bindings: HashMap::new(),
+                var_written: vec![],
+                var_inputs: vec![],
+                var_names: HashMap::new(),
             })),
         }
     }
@@ -110,6 +128,17 @@ impl Tracer {
         st.inputs.push((name, ty.clone()));
         let idx = st.values.len();
         st.values.push((ty.clone(), Def::Input(k)));
+        Tensor { tracer: self.clone(), index: Some(idx), ty }
+    }
+
+    /// The enclosing tracer of a loop body.
+    pub fn parent(&self) -> Option<Tracer> {
+        self.state.borrow().parent.clone()
+    }
+
+    /// A handle to the tensor with value index `idx` of this tracer.
+    pub(crate) fn tensor_at(&self, idx: usize) -> Tensor {
+        let ty = self.state.borrow().values[idx].0.clone();
         Tensor { tracer: self.clone(), index: Some(idx), ty }
     }
 
