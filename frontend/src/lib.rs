@@ -6,6 +6,7 @@
 
 pub mod dt;
 pub mod error;
+pub mod exec;
 pub mod init;
 pub mod nn;
 pub mod random;
@@ -16,6 +17,8 @@ pub mod vars;
 pub use brainlift_ir::{DType, Function, Shape, TensorType};
 pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
+pub use brainlift_runtime::Backend;
+pub use exec::{Binding, Bound, run_over_time, trace_over_time};
 pub use error::{Error, Result, TraceError};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
