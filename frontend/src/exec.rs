@@ -7,7 +7,7 @@
 //! is the model's states and whose loop invariants are its parameters.
 
 use crate::trace::{Tensor, Tracer};
-use crate::vars::{Module, Variable, named_vars, state_vars};
+use crate::vars::{Module, VarOwner, Variable, named_vars, state_vars};
 use crate::{Array, Error, Result};
 use brainlift_ir::{Function, TensorType};
 use brainlift_runtime::{Backend, Executable};
@@ -49,7 +49,12 @@ impl Bound {
 
     /// Runs with `data` for the data inputs and the current values of `module`'s variables;
     /// writes state outputs back into `module`; returns the outputs that are not written back.
-    pub fn run(&mut self, module: &mut dyn Module, data: &[Array]) -> Result<Vec<Array>> {
+    pub fn run(&mut self, module: &mut dyn VarOwner, data: &[Array]) -> Result<Vec<Array>> {
+        self.run_with(&mut [module], data)
+    }
+
+    /// Like [`Bound::run`] with variables drawn from several owners (a model and an optimiser).
+    pub fn run_with(&mut self, owners: &mut [&mut dyn VarOwner], data: &[Array]) -> Result<Vec<Array>> {
         let f = self.exe.function();
         if data.len() != self.binding.data_inputs.len() {
             return Err(Error::invalid(
@@ -58,9 +63,11 @@ impl Bound {
             ));
         }
         let mut values: HashMap<u64, Array> = HashMap::new();
-        module.visit_vars(&mut |_, v| {
-            values.insert(v.id(), v.value().clone());
-        });
+        for o in owners.iter() {
+            o.visit_vars(&mut |_, v| {
+                values.insert(v.id(), v.value().clone());
+            });
+        }
         let mut inputs: Vec<Option<Array>> = vec![None; f.params.len()];
         for (d, &pos) in data.iter().zip(&self.binding.data_inputs) {
             let want = &f.params[pos];
@@ -109,13 +116,15 @@ impl Bound {
             }
         }
         let mut err = None;
-        module.visit_vars_mut(&mut |_, v| {
-            if let Some(a) = writes.remove(&v.id())
-                && let Err(e) = v.set_value(a)
-            {
-                err.get_or_insert(e);
-            }
-        });
+        for o in owners.iter_mut() {
+            o.visit_vars_mut(&mut |_, v| {
+                if let Some(a) = writes.remove(&v.id())
+                    && let Err(e) = v.set_value(a)
+                {
+                    err.get_or_insert(e);
+                }
+            });
+        }
         match err {
             Some(e) => Err(e),
             None => Ok(rest),
@@ -197,6 +206,6 @@ pub fn run_over_time(
 }
 
 /// Every variable of `module` by id.
-pub fn vars_by_id(module: &dyn Module) -> HashMap<u64, (String, Variable)> {
+pub fn vars_by_id(module: &dyn VarOwner) -> HashMap<u64, (String, Variable)> {
     named_vars(module).into_iter().map(|(p, v)| (v.id(), (p, v))).collect()
 }

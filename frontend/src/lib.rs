@@ -22,7 +22,7 @@ pub use exec::{Binding, Bound, run_over_time, trace_over_time};
 pub use error::{Error, Result, TraceError};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
-pub use vars::{Module, VarKind, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
+pub use vars::{Module, VarKind, VarOwner, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
 
 /// Re-export of the IR crate.
 pub use brainlift_ir as ir;

@@ -1,4 +1,4 @@
-use brainlift::{Array, Backend, Module, Tensor, Variable, run_over_time};
+use brainlift::{Array, Backend, Module, VarOwner, Tensor, Variable, run_over_time};
 use brainlift::ir::{DType, TensorType};
 
 /// x <- 0.5 x + w * input (per unit), output x.
@@ -16,6 +16,9 @@ impl Module for Leaky {
         tr.write_var(&self.x, &new);
         new
     }
+}
+
+impl VarOwner for Leaky {
     fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
         f("w", &self.w);
         f("x", &self.x);
