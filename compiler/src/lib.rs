@@ -9,3 +9,4 @@
 pub mod ad;
 pub mod passes;
 pub mod rewrite;
+pub mod surrogate;

@@ -2,7 +2,12 @@
 //! function and returns an equivalent verified function with the same inputs and outputs,
 //! recursing into nested bodies (scan bodies, custom_vjp forward/backward).
 
+pub mod algebra;
+pub mod cse;
 pub mod dce;
+pub mod fold;
+pub mod inline_custom_vjp;
+pub mod unroll;
 
 use brainlift_ir::{Function, IrError};
 
