@@ -2,9 +2,13 @@
 //! executables behind one [`Executable`] interface.
 
 pub mod error;
+pub mod interp;
+pub mod npy;
+pub mod random;
 pub mod tensor;
 
 pub use error::RuntimeError;
+pub use interp::{Interpreter, interpret};
 pub use tensor::{Tensor, TensorData};
 
 use brainlift_ir::Function;
