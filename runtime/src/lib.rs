@@ -2,6 +2,7 @@
 //! executables behind one [`Executable`] interface.
 
 pub mod error;
+pub mod gradcheck;
 pub mod interp;
 pub mod npy;
 pub mod random;
