@@ -4,11 +4,15 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+pub mod datasets;
 pub mod dt;
 pub mod error;
 pub mod exec;
 pub mod init;
+pub mod linalg;
 pub mod nn;
+pub mod nvar_spec;
+pub mod plot;
 pub mod random;
 pub mod tensor_ops;
 pub mod trace;
