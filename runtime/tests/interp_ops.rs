@@ -1176,3 +1176,51 @@ fn invalid_function_is_rejected() {
     assert!(matches!(interpret(&f, &inputs), Err(RuntimeError::Ir(_))));
     assert!(matches!(Interpreter::new(f), Err(RuntimeError::Ir(_))));
 }
+
+#[test]
+fn parsed_every_op_agrees_between_f64_and_f32() {
+    // tests/ir/every_op{,_f32}.ir hold every op once; the f32 run on the f32-rounded inputs
+    // must track the f64 run (continuous outputs to f32 accuracy, discrete ones exactly).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ir/");
+    let load = |name: &str| {
+        let src = std::fs::read_to_string(format!("{dir}{name}")).unwrap();
+        brainlift_ir::parse::parse_function(&src).unwrap()
+    };
+    let (f64f, f32f) = (load("every_op.ir"), load("every_op_f32.ir"));
+    let inputs = brainlift_runtime::random::random_inputs(&f64f, 3);
+    let inputs32: Vec<Tensor> = inputs.iter().map(|t| t.cast(DType::F32)).collect();
+    let (a, b) = (
+        interpret(&f64f, &inputs).unwrap(),
+        interpret(&f32f, &inputs32).unwrap(),
+    );
+    assert_eq!(a.len(), 11);
+    for ((x, y), o) in a.iter().zip(&b).zip(&f64f.outputs) {
+        assert_eq!(y.dtype(), DType::F32, "{}", o.name);
+        let exact = o.name == "idx" || o.name == "spikes";
+        assert_tensor(
+            &y.cast(DType::F64),
+            x,
+            if exact { 0.0 } else { 1e-4 },
+            &o.name,
+        );
+    }
+    // Hand-checkable outputs: `total` is the sum of `flat`; `rows` and `cols` are the row
+    // maxima and column minima of `mix`; `run` is its running sum along the rows.
+    let v = |i: usize| a[i].to_f64_vec();
+    let (mix, flat) = (v(0), v(1));
+    assert!((v(2)[0] - flat.iter().sum::<f64>()).abs() < 1e-12);
+    assert_eq!(
+        v(3),
+        vec![
+            mix[0].max(mix[1]).max(mix[2]),
+            mix[3].max(mix[4]).max(mix[5])
+        ]
+    );
+    assert_eq!(
+        v(4),
+        vec![mix[0].min(mix[3]), mix[1].min(mix[4]), mix[2].min(mix[5])]
+    );
+    let run = v(6);
+    assert_eq!(run[2], mix[0] + mix[1] + mix[2]);
+    assert_eq!(run[3], mix[3]);
+}
