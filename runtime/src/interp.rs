@@ -18,7 +18,8 @@
 //!   arithmetic exactly (no double-rounding issue: `f64` has more than `2*24+2` bits);
 //!   for transcendental ops (`exp`, `log`, `tanh`, `sigmoid`, `pow`) it is the correctly rounded
 //!   `f32` of the `f64` library result. The elementwise definitions are [`UnaryOp::eval`],
-//!   [`BinaryOp::eval`] and [`CompareOp::eval`](brainlift_ir::CompareOp::eval) (one definition shared with the other crates).
+//!   [`BinaryOp::eval`] and [`CompareOp::eval`](brainlift_ir::CompareOp::eval) (one
+//!   definition shared with the other crates).
 //! - **Compound ops** (`reduce_*`, `matmul`, `cumsum`) accumulate in `f64`, in increasing index
 //!   order along the reduced / contracted axis (decreasing for a reverse cumsum), with
 //!   [`ReduceOp::combine`], and round each *result element* once. In particular an `f32` sum is
