@@ -6,6 +6,7 @@
 
 pub mod datasets;
 pub mod dt;
+pub mod dyn_;
 pub mod error;
 pub mod exec;
 pub mod init;
@@ -14,6 +15,7 @@ pub mod nn;
 pub mod nvar_spec;
 pub mod plot;
 pub mod random;
+pub mod runner;
 pub mod tensor_ops;
 pub mod trace;
 pub mod vars;
