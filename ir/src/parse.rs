@@ -201,7 +201,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn number(&mut self) -> Result<Tok<'a>, IrError> {
-        let start = self.i;
+        let (start, line, col) = (self.i, self.line, self.col);
         self.eat_while(|c| c.is_ascii_digit());
         let mut float = false;
         if self.peek_nth(0) == Some('.') && self.peek_nth(1).is_some_and(|c| c.is_ascii_digit()) {
@@ -215,8 +215,11 @@ impl<'a> Lexer<'a> {
                 self.bump();
             }
             if self.eat_while(|c| c.is_ascii_digit()).is_empty() {
-                let text = &self.src[start..self.i];
-                return Err(self.err(format!("expected exponent digits in number '{text}'")));
+                let msg = format!(
+                    "expected exponent digits in number '{}'",
+                    &self.src[start..self.i]
+                );
+                return Err(IrError::Parse { line, col, msg });
             }
             float = true;
         }
@@ -233,23 +236,25 @@ impl<'a> Lexer<'a> {
         self.bump();
         let mut s = String::new();
         loop {
+            let (esc_line, esc_col) = (self.line, self.col);
             match self.bump() {
                 None => {
-                    return Err(IrError::Parse {
-                        line,
-                        col,
-                        msg: "unterminated string".into(),
-                    });
+                    let msg = "unterminated string".into();
+                    return Err(IrError::Parse { line, col, msg });
                 }
                 Some('"') => return Ok(Tok::Str(s)),
                 Some('\\') => match self.bump() {
                     Some(c @ ('"' | '\\')) => s.push(c),
                     other => {
-                        let found =
-                            other.map_or("end of input".into(), |c| c.escape_debug().to_string());
-                        return Err(self.err(format!(
-                            "expected '\"' or '\\' after '\\' in a string, found {found}"
-                        )));
+                        let found = other
+                            .map_or("end of input".into(), |c| format!("'{}'", c.escape_debug()));
+                        let msg =
+                            format!("expected '\"' or '\\' after '\\' in a string, found {found}");
+                        return Err(IrError::Parse {
+                            line: esc_line,
+                            col: esc_col,
+                            msg,
+                        });
                     }
                 },
                 Some(c) => s.push(c),
@@ -752,24 +757,25 @@ impl<'a> Parser<'a> {
     /// Comma-separated `%name` operands starting on the current line (possibly none).
     fn operands(&mut self, scope: &HashMap<&str, ValueId>) -> Result<Vec<Operand<'a>>, IrError> {
         let mut out = vec![];
-        let starts =
-            matches!(self.peek().tok, Tok::Value(_)) && self.peek().line == self.prev_line();
-        while starts {
-            let t = self.next();
-            let Tok::Value(n) = t.tok else {
-                return Err(t.err(format!(
-                    "expected an operand '%name' after ',', found {}",
-                    t.describe()
-                )));
-            };
-            let v = *scope
-                .get(n)
-                .ok_or_else(|| t.err(format!("undefined value %{n}")))?;
-            out.push((v, n, t));
-            if !self.peek().is(',') {
-                break;
+        let first = self.peek();
+        if matches!(first.tok, Tok::Value(_)) && first.line == self.prev_line() {
+            loop {
+                let t = self.next();
+                let Tok::Value(n) = t.tok else {
+                    let found = t.describe();
+                    return Err(t.err(format!(
+                        "expected an operand '%name' after ',', found {found}"
+                    )));
+                };
+                let v = *scope
+                    .get(n)
+                    .ok_or_else(|| t.err(format!("undefined value %{n}")))?;
+                out.push((v, n, t));
+                if !self.peek().is(',') {
+                    break;
+                }
+                self.next();
             }
-            self.next();
         }
         let t = self.peek();
         if t.line == self.prev_line() && !(t.is('{') || t.is('}') || t.tok == Tok::Eof) {
