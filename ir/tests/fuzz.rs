@@ -13,10 +13,7 @@ fn parse_checked(src: &str) -> Result<(), IrError> {
         Ok(_) => Ok(()),
         Err(e @ IrError::Parse { line, col, .. }) => {
             let lines = src.split('\n').count();
-            assert!(
-                line >= 1 && line <= lines && col >= 1,
-                "bad position in {e} for {src:?}"
-            );
+            assert!(line >= 1 && line <= lines && col >= 1, "bad position in {e} for {src:?}");
             Err(e)
         }
         Err(e) => panic!("non-parse error {e} for {src:?}"),
@@ -124,31 +121,16 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         src.push_str("func @f() -> () {\n = scan[length=1, num_carry=0, num_xs=0] {\n");
     }
     let err = parse_function(&src).unwrap_err();
-    assert!(
-        err.to_string().contains("nested more than 16 deep"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("nested more than 16 deep"), "{err}");
 }
 
 #[test]
 fn huge_numbers_do_not_overflow_or_allocate() {
     let cases = [
-        (
-            "func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}",
-            "too large",
-        ),
-        (
-            "func @f(%x: f64[1099511627777]) -> () {\n return\n}",
-            "too large (at most 2^40)",
-        ),
-        (
-            "func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}",
-            "more than 2^40 elements",
-        ),
-        (
-            "func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}",
-            "more than 2^40",
-        ),
+        ("func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}", "too large"),
+        ("func @f(%x: f64[1099511627777]) -> () {\n return\n}", "too large (at most 2^40)"),
+        ("func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}", "more than 2^40 elements"),
+        ("func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}", "more than 2^40"),
         (
             "func @f(%x: f64[1]) -> () {\n %0: f64[2] = pad[low=[0], high=[18446744073709551615]] %x\n return\n}",
             "too large",

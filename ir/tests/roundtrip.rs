@@ -14,11 +14,7 @@ fn roundtrip(seed: u64) {
     let text = print_function(&f);
     let g = parse_function(&text).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
     assert_eq!(g, f, "seed {seed}: parse(print(f)) != f\n{text}");
-    assert_eq!(
-        print_function(&g),
-        text,
-        "seed {seed}: printing is not a fixed point"
-    );
+    assert_eq!(print_function(&g), text, "seed {seed}: printing is not a fixed point");
     assert_eq!(g.to_string(), text, "Display and print_function differ");
 }
 
@@ -58,10 +54,7 @@ fn features(f: &brainlift_ir::Function) -> BTreeSet<String> {
             }
             Op::Unary(_) | Op::Binary(_) | Op::Reduce { .. } | Op::Matmul { .. } | Op::Cast(_) => {
                 let key = match op {
-                    Op::Matmul {
-                        transpose_lhs,
-                        transpose_rhs,
-                    } => {
+                    Op::Matmul { transpose_lhs, transpose_rhs } => {
                         format!("matmul {transpose_lhs} {transpose_rhs}")
                     }
                     Op::Cast(d) => format!("cast to {d}"),
@@ -110,20 +103,12 @@ fn generator_covers_every_op_and_variant() {
         want.push(format!("matmul {a} {b}"));
     }
     want.extend(
-        [
-            "cumsum reverse=false",
-            "cumsum reverse=true",
-            "scan reverse=false",
-            "scan reverse=true",
-        ]
-        .map(String::from),
+        ["cumsum reverse=false", "cumsum reverse=true", "scan reverse=false", "scan reverse=true"]
+            .map(String::from),
     );
     want.extend(["scan consts", "nested scan", "constant values"].map(String::from));
     let missing: Vec<&String> = want.iter().filter(|k| !seen.contains(*k)).collect();
-    assert!(
-        missing.is_empty(),
-        "the generator never produced: {missing:?}"
-    );
+    assert!(missing.is_empty(), "the generator never produced: {missing:?}");
 }
 
 #[test]
