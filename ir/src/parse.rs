@@ -13,7 +13,7 @@ use crate::{
     BinaryOp, CompareOp, Constant, CustomVjp, DType, Function, FunctionBuilder, IrError, Op,
     ReduceOp, Scan, TensorType, UnaryOp, ValueId,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The largest element count of a shape and the largest integer attribute accepted: 2^40.
 pub const MAX_ELEMENTS: u64 = 1 << 40;
@@ -600,12 +600,13 @@ impl<'a> Parser<'a> {
         }
         self.expect('(', "to open the output list")?;
         let mut outputs: Vec<(&str, TensorType)> = vec![];
+        let mut out_names = HashSet::new();
         self.list(')', "the output list", |p| {
             let t = p.next();
             let Tok::Ident(n) = t.tok else {
                 return Err(t.err(format!("expected an output name, found {}", t.describe())));
             };
-            if outputs.iter().any(|o| o.0 == n) {
+            if !out_names.insert(n) {
                 return Err(t.err(format!("output name '{n}' is used twice")));
             }
             p.expect(':', &format!("after output name '{n}'"))?;
@@ -711,22 +712,18 @@ impl<'a> Parser<'a> {
         scope: &mut HashMap<&'a str, ValueId>,
         depth: usize,
     ) -> Result<(), IrError> {
+        let mut seen = HashSet::new();
         let results: Vec<Declared<'a>> = self.list('=', "the result list", |p| {
             let t = p.next();
             let Tok::Value(n) = t.tok else {
                 return Err(t.err(format!("expected a result '%name', found {}", t.describe())));
             };
-            if scope.contains_key(n) {
+            if scope.contains_key(n) || !seen.insert(n) {
                 return Err(t.err(format!("value %{n} is already defined")));
             }
             p.expect(':', &format!("after result %{n}"))?;
             Ok((n, p.ty()?, t))
         })?;
-        for (i, (n, _, t)) in results.iter().enumerate() {
-            if results[..i].iter().any(|r| r.0 == *n) {
-                return Err(t.err(format!("value %{n} is already defined")));
-            }
-        }
         let op_tok = self.next();
         let Tok::Ident(name) = op_tok.tok else {
             let found = op_tok.describe();
@@ -740,10 +737,9 @@ impl<'a> Parser<'a> {
             self.next();
             attrs.items = self.list(']', &format!("the attributes of {name}"), Self::attr)?;
         }
-        for (i, a) in attrs.items.iter().enumerate() {
-            if attrs.items[..i].iter().any(|o| o.name == a.name) {
-                return Err(a.at.err(format!("{name}: attribute '{}' is given twice", a.name)));
-            }
+        let mut seen = HashSet::new();
+        if let Some(a) = attrs.items.iter().find(|a| !seen.insert(a.name)) {
+            return Err(a.at.err(format!("{name}: attribute '{}' is given twice", a.name)));
         }
         let args: Vec<ValueId> = self.operands(scope)?.into_iter().map(|(v, ..)| v).collect();
         let mut bodies = vec![];
