@@ -13,10 +13,7 @@ fn parse_checked(src: &str) -> Result<(), IrError> {
         Ok(_) => Ok(()),
         Err(e @ IrError::Parse { line, col, .. }) => {
             let lines = src.split('\n').count();
-            assert!(
-                line >= 1 && line <= lines && col >= 1,
-                "bad position in {e} for {src:?}"
-            );
+            assert!(line >= 1 && line <= lines && col >= 1, "bad position in {e} for {src:?}");
             Err(e)
         }
         Err(e) => panic!("non-parse error {e} for {src:?}"),
@@ -124,31 +121,16 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         src.push_str("func @f() -> () {\n = scan[length=1, num_carry=0, num_xs=0] {\n");
     }
     let err = parse_function(&src).unwrap_err();
-    assert!(
-        err.to_string().contains("nested more than 16 deep"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("nested more than 16 deep"), "{err}");
 }
 
 #[test]
 fn huge_numbers_do_not_overflow_or_allocate() {
     let cases = [
-        (
-            "func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}",
-            "too large",
-        ),
-        (
-            "func @f(%x: f64[1099511627777]) -> () {\n return\n}",
-            "too large (at most 2^40)",
-        ),
-        (
-            "func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}",
-            "more than 2^40 elements",
-        ),
-        (
-            "func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}",
-            "more than 2^40",
-        ),
+        ("func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}", "too large"),
+        ("func @f(%x: f64[1099511627777]) -> () {\n return\n}", "too large (at most 2^40)"),
+        ("func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}", "more than 2^40 elements"),
+        ("func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}", "more than 2^40"),
         (
             "func @f(%x: f64[1]) -> () {\n %0: f64[2] = pad[low=[0], high=[18446744073709551615]] %x\n return\n}",
             "too large",
@@ -158,4 +140,32 @@ fn huge_numbers_do_not_overflow_or_allocate() {
         let err = parse_function(src).unwrap_err().to_string();
         assert!(err.contains(want), "{src}: {err}");
     }
+}
+
+#[test]
+fn large_inputs_stay_linear() {
+    let n = 20_000;
+    let mut src = String::from("func @chain(%x: f64[4]) -> (y: f64[4]) {\n  %0: f64[4] = neg %x\n");
+    for i in 1..n {
+        src.push_str(&format!("  %{i}: f64[4] = tanh %{}\n", i - 1));
+    }
+    src.push_str(&format!("  return %{}\n}}\n", n - 1));
+    let start = std::time::Instant::now();
+    let f = parse_function(&src).unwrap();
+    assert_eq!(f.insts.len(), n);
+    assert_eq!(print_function(&f), src);
+    // Many results in one instruction and many attributes are rejected without quadratic work.
+    let results: Vec<String> = (0..n).map(|i| format!("%r{i}: f64[]")).collect();
+    let src = format!(
+        "func @f() -> () {{\n  {} = constant[value=1.0]\n  return\n}}\n",
+        results.join(", ")
+    );
+    assert!(parse_function(&src).unwrap_err().to_string().contains("constant defines one result"));
+    let attrs: Vec<String> = (0..n).map(|i| format!("a{i}=1")).collect();
+    let src = format!(
+        "func @f() -> () {{\n  %0: f64[] = constant[value=1.0, {}]\n  return\n}}\n",
+        attrs.join(", ")
+    );
+    assert!(parse_function(&src).unwrap_err().to_string().contains("unknown attribute 'a0'"));
+    assert!(start.elapsed().as_secs_f64() < 5.0, "took {:?}", start.elapsed());
 }
