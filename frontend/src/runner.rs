@@ -29,12 +29,19 @@ use std::collections::BTreeMap;
 ///
 /// Errors: `xs` empty or with different leading axes, or any error recorded while tracing the
 /// step (e.g. a layer rejecting its input width).
-pub fn for_loop<F>(states: &dyn VarOwner, xs: &[Tensor], mut step: F) -> Result<Vec<Tensor>, TraceError>
+pub fn for_loop<F>(
+    states: &dyn VarOwner,
+    xs: &[Tensor],
+    mut step: F,
+) -> Result<Vec<Tensor>, TraceError>
 where
     F: FnMut(&[Tensor]) -> Vec<Tensor>,
 {
     let Some(first) = xs.first() else {
-        return Err(TraceError::Op { op: "for_loop".into(), msg: "needs at least one per-step input".into() });
+        return Err(TraceError::Op {
+            op: "for_loop".into(),
+            msg: "needs at least one per-step input".into(),
+        });
     };
     let tr = first.tracer().clone();
     let svars: Vec<(String, Variable)> = state_vars(states);
@@ -81,7 +88,10 @@ impl RunOutput {
         self.monitors.get(key).ok_or_else(|| {
             Error::invalid(
                 "Runner",
-                format!("no monitor '{key}'; monitors are {:?}", self.monitors.keys().collect::<Vec<_>>()),
+                format!(
+                    "no monitor '{key}'; monitors are {:?}",
+                    self.monitors.keys().collect::<Vec<_>>()
+                ),
             )
         })
     }
@@ -187,7 +197,10 @@ impl<M: Module> Runner<M> {
         if dims.len() < 2 {
             return Err(Error::invalid(
                 "Runner",
-                format!("inputs must have a time and a batch axis, got {}", inputs.ty()),
+                format!(
+                    "inputs must have a time and a batch axis, got {}",
+                    inputs.ty()
+                ),
             ));
         }
         let (t_len, batch) = match self.axis {
@@ -199,7 +212,10 @@ impl<M: Module> Runner<M> {
             self.i0 = 0;
         }
         let dt = self.dt.unwrap_or_else(get_dt);
-        let state_tys: Vec<TensorType> = state_vars(&self.model).iter().map(|(_, v)| v.ty().clone()).collect();
+        let state_tys: Vec<TensorType> = state_vars(&self.model)
+            .iter()
+            .map(|(_, v)| v.ty().clone())
+            .collect();
         let key = (inputs.ty().clone(), state_tys, get_dt().to_bits());
         if self.cache.as_ref().is_none_or(|c| c.key != key) {
             let (f, binding) = self.trace(inputs.ty())?;
@@ -207,24 +223,46 @@ impl<M: Module> Runner<M> {
             self.cache = Some(Cached { key, bound });
         }
         let cached = self.cache.as_mut().expect("compiled above");
-        let mut outs = cached.bound.run(&mut self.model, std::slice::from_ref(inputs))?.into_iter();
+        let mut outs = cached
+            .bound
+            .run(&mut self.model, std::slice::from_ref(inputs))?
+            .into_iter();
         let outputs = outs.next().expect("the runner returns the outputs first");
-        let monitors: BTreeMap<String, Array> =
-            self.monitors.iter().map(|(k, _)| k.clone()).zip(outs).collect();
+        let monitors: BTreeMap<String, Array> = self
+            .monitors
+            .iter()
+            .map(|(k, _)| k.clone())
+            .zip(outs)
+            .collect();
         if self.check_finite {
             crate::dyn_::check_finite_states("Runner", &self.model)?;
-            for (k, a) in monitors.iter().chain(std::iter::once((&"outputs".to_string(), &outputs))) {
-                if let Some((i, x)) = a.to_f64_vec().iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            for (k, a) in monitors
+                .iter()
+                .chain(std::iter::once((&"outputs".to_string(), &outputs)))
+            {
+                if let Some((i, x)) = a
+                    .to_f64_vec()
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| !x.is_finite())
+                {
                     return Err(Error::invalid(
                         "Runner",
-                        format!("monitor '{k}' {} became non-finite ({x} at flat index {i})", a.ty()),
+                        format!(
+                            "monitor '{k}' {} became non-finite ({x} at flat index {i})",
+                            a.ty()
+                        ),
                     ));
                 }
             }
         }
         let ts = (0..t_len).map(|i| (self.i0 + i) as f64 * dt).collect();
         self.i0 += t_len;
-        Ok(RunOutput { outputs, monitors, ts })
+        Ok(RunOutput {
+            outputs,
+            monitors,
+            ts,
+        })
     }
 
     fn trace(&self, x_ty: &TensorType) -> Result<(brainlift_ir::Function, Binding)> {
@@ -266,7 +304,11 @@ impl<M: Module> Runner<M> {
         let mut outs = Vec::new();
         for (i, y) in ys.into_iter().enumerate() {
             let y = if batch_first { swap01(&y) } else { y };
-            let name = if i == 0 { "outputs".to_string() } else { format!("mon.{}", self.monitors[i - 1].0) };
+            let name = if i == 0 {
+                "outputs".to_string()
+            } else {
+                format!("mon.{}", self.monitors[i - 1].0)
+            };
             outs.push((name, y));
         }
         let first_state = outs.len();

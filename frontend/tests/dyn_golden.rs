@@ -11,9 +11,19 @@ use brainlift::{Array, Backend, Module, Tracer, trace};
 use common::{read_npy, rel_close};
 
 fn tutorial_lif(n: usize) -> Lif {
-    Lif::new(n, LifParams { tau: 10.0, v_reset: 0.0, v_rest: 0.0, v_th: 1.0, dt: Some(1.0), ..Default::default() })
-        .unwrap()
-        .named("r")
+    Lif::new(
+        n,
+        LifParams {
+            tau: 10.0,
+            v_reset: 0.0,
+            v_rest: 0.0,
+            v_th: 1.0,
+            dt: Some(1.0),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .named("r")
 }
 
 fn time_first(vals: Vec<f64>, shape: &[usize]) -> Array {
@@ -26,7 +36,10 @@ fn lif_matches_brainpy_trace() {
     let (v_ref, _) = read_npy("lif", "V.npy");
     let (s_ref, _) = read_npy("lif", "spike.npy");
     assert_eq!(shape, vec![60, 4]);
-    let mut runner = Runner::new(tutorial_lif(4)).backend(Backend::Interp).monitor("V", "V").monitor("spike", "spike");
+    let mut runner = Runner::new(tutorial_lif(4))
+        .backend(Backend::Interp)
+        .monitor("V", "V")
+        .monitor("spike", "spike");
     let out = runner.run(&time_first(i, &shape), true).unwrap();
     let v = out.mon("V").unwrap();
     assert_eq!(v.shape(), &[60, 1, 4]);
@@ -72,7 +85,10 @@ fn surrogate_forward_and_grad_match_golden() {
     let ty = TensorType::new(DType::F64, [n]);
     let f = trace("spike_sum", |tr| {
         let u = tr.input("u", ty.clone());
-        Ok(vec![("loss".into(), spike_fn(&u, &Surrogate::default()).sum_all())])
+        Ok(vec![(
+            "loss".into(),
+            spike_fn(&u, &Surrogate::default()).sum_all(),
+        )])
     })
     .unwrap();
     let g = ad::value_and_grad(&f, &[0]).unwrap();
@@ -82,14 +98,24 @@ fn surrogate_forward_and_grad_match_golden() {
     })
     .unwrap();
     let ua = Array::from_f64([n], u.clone()).unwrap();
-    let s = brainlift::runtime::compile(&fwd, Backend::Interp).unwrap().run(std::slice::from_ref(&ua)).unwrap();
+    let s = brainlift::runtime::compile(&fwd, Backend::Interp)
+        .unwrap()
+        .run(std::slice::from_ref(&ua))
+        .unwrap();
     for (k, (a, b)) in s[0].to_f64_vec().iter().zip(&fwd_ref).enumerate() {
         assert!(rel_close(*a, *b, 1e-14), "H(u[{k}]) = {a}, golden {b}");
     }
-    let out = brainlift::runtime::compile(&g, Backend::Interp).unwrap().run(&[ua]).unwrap();
+    let out = brainlift::runtime::compile(&g, Backend::Interp)
+        .unwrap()
+        .run(&[ua])
+        .unwrap();
     assert_eq!(out[0].item().unwrap(), fwd_ref.iter().sum::<f64>());
     for (k, (a, b)) in out[1].to_f64_vec().iter().zip(&grad_ref).enumerate() {
-        assert!(rel_close(*a, *b, 1e-14), "h(u[{k}] = {}) = {a}, golden {b}", u[k]);
+        assert!(
+            rel_close(*a, *b, 1e-14),
+            "h(u[{k}] = {}) = {a}, golden {b}",
+            u[k]
+        );
     }
 }
 
@@ -100,8 +126,20 @@ fn surrogate_forward_and_grad_match_golden() {
 /// `∂ΣV_out/∂V = (1 − c)·(1 − (V_th − V_reset)·h(u))`.
 #[test]
 fn one_lif_step_gradient_matches_formula() {
-    for (reset, detach) in [(SpikeReset::Soft, false), (SpikeReset::Soft, true), (SpikeReset::Hard, false)] {
-        let p = LifParams { tau: 10.0, v_reset: -0.5, v_th: 1.0, dt: Some(1.0), spk_reset: reset, detach_spk: detach, ..Default::default() };
+    for (reset, detach) in [
+        (SpikeReset::Soft, false),
+        (SpikeReset::Soft, true),
+        (SpikeReset::Hard, false),
+    ] {
+        let p = LifParams {
+            tau: 10.0,
+            v_reset: -0.5,
+            v_th: 1.0,
+            dt: Some(1.0),
+            spk_reset: reset,
+            detach_spk: detach,
+            ..Default::default()
+        };
         let lif = Lif::new(5, p.clone()).unwrap();
         let tr = Tracer::new("lif_step");
         tr.name_vars(&lif, "");
@@ -116,7 +154,10 @@ fn one_lif_step_gradient_matches_formula() {
         let v0 = vec![0.8, 1.5, 0.0, 0.9, -3.0];
         let out = brainlift::runtime::compile(&g, Backend::Interp)
             .unwrap()
-            .run(&[Array::from_f64([1, 5], iv.clone()).unwrap(), Array::from_f64([1, 5], v0.clone()).unwrap()])
+            .run(&[
+                Array::from_f64([1, 5], iv.clone()).unwrap(),
+                Array::from_f64([1, 5], v0.clone()).unwrap(),
+            ])
             .unwrap();
         let (gi, gv) = (out[0].to_f64_vec(), out[1].to_f64_vec());
         let c = 1.0 - (-0.1f64).exp();
@@ -133,8 +174,16 @@ fn one_lif_step_gradient_matches_formula() {
             };
             let d_vp = 3.0 * h + dvout;
             let (want_i, want_v) = (c * d_vp, (1.0 - c) * d_vp);
-            assert!(rel_close(gi[k], want_i, 1e-13), "{reset:?} detach={detach} dI[{k}] = {}, formula {want_i}", gi[k]);
-            assert!(rel_close(gv[k], want_v, 1e-13), "{reset:?} detach={detach} dV[{k}] = {}, formula {want_v}", gv[k]);
+            assert!(
+                rel_close(gi[k], want_i, 1e-13),
+                "{reset:?} detach={detach} dI[{k}] = {}, formula {want_i}",
+                gi[k]
+            );
+            assert!(
+                rel_close(gv[k], want_v, 1e-13),
+                "{reset:?} detach={detach} dV[{k}] = {}, formula {want_v}",
+                gv[k]
+            );
         }
     }
 }

@@ -7,9 +7,19 @@ use brainlift::runner::{DataAxis, Runner, for_loop};
 use brainlift::{Array, Backend, Error, Module, Tracer, init::Init};
 
 fn lif(n: usize) -> Lif {
-    Lif::new(n, LifParams { tau: 10.0, v_reset: 0.0, v_rest: 0.0, v_th: 1.0, dt: Some(1.0), ..Default::default() })
-        .unwrap()
-        .named("r")
+    Lif::new(
+        n,
+        LifParams {
+            tau: 10.0,
+            v_reset: 0.0,
+            v_rest: 0.0,
+            v_th: 1.0,
+            dt: Some(1.0),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .named("r")
 }
 
 /// Constant currents into a LIF (τ 10, V_th 1, soft reset by 1, dt 1) against the
@@ -26,7 +36,11 @@ fn monitors_have_shapes_and_values_after_the_update() {
         }
     }
     let xs = Array::from_f64([t, b, n], vals.clone()).unwrap();
-    let mut r = Runner::new(lif(n)).backend(Backend::Interp).monitor("r.V", "V").monitor("r.spike", "spike").dt(1.0);
+    let mut r = Runner::new(lif(n))
+        .backend(Backend::Interp)
+        .monitor("r.V", "V")
+        .monitor("r.spike", "spike")
+        .dt(1.0);
     let out = r.run(&xs, true).unwrap();
     assert_eq!(out.outputs.shape(), &[t, b, n]);
     let v = out.mon("r.V").unwrap().to_f64_vec();
@@ -80,7 +94,9 @@ fn batch_first_layout_transposes_inputs_and_monitors() {
         }
     }
     let bf = Array::from_f64([b, t, n], bf_vals).unwrap();
-    let mut r1 = Runner::new(Expon::new(n, 8.0).unwrap().with_dt(1.0).unwrap()).backend(Backend::Interp).monitor("g", "g");
+    let mut r1 = Runner::new(Expon::new(n, 8.0).unwrap().with_dt(1.0).unwrap())
+        .backend(Backend::Interp)
+        .monitor("g", "g");
     let mut r2 = Runner::new(Expon::new(n, 8.0).unwrap().with_dt(1.0).unwrap())
         .backend(Backend::Interp)
         .data_first_axis(DataAxis::Batch)
@@ -105,10 +121,16 @@ fn wrong_input_width_names_the_layer() {
     let mut r = Runner::new(lif(4)).backend(Backend::Interp);
     let xs = Array::zeros(TensorType::new(DType::F64, [3, 2, 5]));
     let e = r.run(&xs, true).unwrap_err().to_string();
-    assert!(e.contains("Lif 'r'") && e.contains("4 units") && e.contains("f64[2,5]"), "{e}");
+    assert!(
+        e.contains("Lif 'r'") && e.contains("4 units") && e.contains("f64[2,5]"),
+        "{e}"
+    );
     // a Sequential: the Expon after a Dense of the wrong size is named
     let seq = Sequential::new()
-        .push("comm", Dense::with_init(5, 3, Init::Ones, None, DType::F64).unwrap())
+        .push(
+            "comm",
+            Dense::with_init(5, 3, Init::Ones, None, DType::F64).unwrap(),
+        )
         .push("syn", Expon::new(4, 10.0).unwrap().named("i2r.syn"));
     let mut r = Runner::new(seq).backend(Backend::Interp);
     let e = r.run(&xs, true).unwrap_err().to_string();
@@ -117,20 +139,43 @@ fn wrong_input_width_names_the_layer() {
 
 #[test]
 fn nan_membrane_and_unknown_monitor_are_errors() {
-    let mut r = Runner::new(lif(2)).backend(Backend::Interp).monitor("V", "V");
+    let mut r = Runner::new(lif(2))
+        .backend(Backend::Interp)
+        .monitor("V", "V");
     let xs = Array::from_f64([2, 1, 2], vec![0.5, f64::NAN, 0.5, 0.5]).unwrap();
     let e = r.run(&xs, true).unwrap_err();
     assert!(matches!(e, Error::Invalid { .. }));
     let e = e.to_string();
-    assert!(e.contains("'V'") && e.contains("non-finite") && e.contains("NaN"), "{e}");
+    assert!(
+        e.contains("'V'") && e.contains("non-finite") && e.contains("NaN"),
+        "{e}"
+    );
     // allowed when asked
-    let mut r = Runner::new(lif(2)).backend(Backend::Interp).check_finite(false);
+    let mut r = Runner::new(lif(2))
+        .backend(Backend::Interp)
+        .check_finite(false);
     assert!(r.run(&xs, true).is_ok());
-    let mut r = Runner::new(lif(2)).backend(Backend::Interp).monitor("m", "U");
-    let e = r.run(&Array::zeros(TensorType::new(DType::F64, [2, 1, 2])), true).unwrap_err().to_string();
+    let mut r = Runner::new(lif(2))
+        .backend(Backend::Interp)
+        .monitor("m", "U");
+    let e = r
+        .run(&Array::zeros(TensorType::new(DType::F64, [2, 1, 2])), true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no variable 'U'") && e.contains("\"V\""), "{e}");
     assert!(Lif::new(0, LifParams::default()).is_err());
-    assert!(Lif::new(3, LifParams { tau: 0.0, ..Default::default() }).unwrap_err().to_string().contains("tau"));
+    assert!(
+        Lif::new(
+            3,
+            LifParams {
+                tau: 0.0,
+                ..Default::default()
+            }
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("tau")
+    );
 }
 
 /// `for_loop` carries the states and writes their final values back into the trace.
@@ -142,10 +187,15 @@ fn for_loop_carries_states() {
     let xs = tr.input("xs", TensorType::new(DType::F64, [3, 1, 2]));
     let ys = for_loop(&e, std::slice::from_ref(&xs), |x| vec![e.update(&x[0])]).unwrap();
     let g_final = tr.read_var(&e.g);
-    let f = tr.finish(&[("ys".into(), ys[0].clone()), ("g".into(), g_final)]).unwrap();
+    let f = tr
+        .finish(&[("ys".into(), ys[0].clone()), ("g".into(), g_final)])
+        .unwrap();
     let mut exe = brainlift::runtime::compile(&f, Backend::Interp).unwrap();
     let out = exe
-        .run(&[Array::from_f64([3, 1, 2], vec![1.0, 0.0, 0.0, 2.0, 0.0, 0.0]).unwrap(), Array::zeros(TensorType::new(DType::F64, [1, 2]))])
+        .run(&[
+            Array::from_f64([3, 1, 2], vec![1.0, 0.0, 0.0, 2.0, 0.0, 0.0]).unwrap(),
+            Array::zeros(TensorType::new(DType::F64, [1, 2])),
+        ])
         .unwrap();
     let d = (-0.1f64).exp();
     let want = [1.0, 0.0, d, 2.0, d * d, 2.0 * d];
@@ -161,12 +211,31 @@ fn for_loop_carries_states() {
 fn alif_reduces_to_lif_and_adapts() {
     let (t, n) = (40, 1);
     let xs = Array::from_f64([t, 1, n], vec![2.0; t]).unwrap();
-    let base = AlifParams { tau: 10.0, v_reset: 0.0, v_th: 1.0, dt: Some(1.0), tau_a: 20.0, ..Default::default() };
-    let mut a0 = Runner::new(Alif::new(n, AlifParams { beta: 0.0, ..base.clone() }).unwrap()).backend(Backend::Interp);
+    let base = AlifParams {
+        tau: 10.0,
+        v_reset: 0.0,
+        v_th: 1.0,
+        dt: Some(1.0),
+        tau_a: 20.0,
+        ..Default::default()
+    };
+    let mut a0 = Runner::new(
+        Alif::new(
+            n,
+            AlifParams {
+                beta: 0.0,
+                ..base.clone()
+            },
+        )
+        .unwrap(),
+    )
+    .backend(Backend::Interp);
     let mut l = Runner::new(lif(n)).backend(Backend::Interp);
     let s0 = a0.run(&xs, true).unwrap().outputs.to_f64_vec();
     assert_eq!(s0, l.run(&xs, true).unwrap().outputs.to_f64_vec());
-    let mut a1 = Runner::new(Alif::new(n, AlifParams { beta: 0.5, ..base }).unwrap()).backend(Backend::Interp).monitor("a", "a");
+    let mut a1 = Runner::new(Alif::new(n, AlifParams { beta: 0.5, ..base }).unwrap())
+        .backend(Backend::Interp)
+        .monitor("a", "a");
     let o1 = a1.run(&xs, true).unwrap();
     let (c0, c1): (f64, f64) = (s0.iter().sum(), o1.outputs.to_f64_vec().iter().sum());
     assert!(c1 < c0 && c1 > 0.0, "adaptation: {c1} spikes vs {c0}");
@@ -187,7 +256,8 @@ fn alpha_synapse_rises_then_decays() {
     let mut x = vec![0.0; t];
     x[0] = 1.0;
     let xs = Array::from_f64([t, 1, 1], x.clone()).unwrap();
-    let mut r = Runner::new(AlphaSyn::alpha(1, 5.0).unwrap().with_dt(1.0).unwrap()).backend(Backend::Interp);
+    let mut r = Runner::new(AlphaSyn::alpha(1, 5.0).unwrap().with_dt(1.0).unwrap())
+        .backend(Backend::Interp);
     let g = r.run(&xs, true).unwrap().outputs.to_f64_vec();
     let (d, phi) = ((-0.2f64).exp(), 5.0 * (1.0 - (-0.2f64).exp()));
     let (mut h, mut gr) = (0.0, 0.0);

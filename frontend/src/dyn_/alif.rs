@@ -18,7 +18,10 @@
 //!
 //! With `β = 0` it is exactly [`super::Lif`]. States `V`, `a`, `spike`, zeros at reset.
 
-use super::{SpikeForward, spike_fn_with, Surrogate, SpikeReset, check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi, zero_state};
+use super::{
+    SpikeForward, SpikeReset, Surrogate, check_dt, check_input, check_size_tau, display_name,
+    exp_euler_dt_phi, spike_fn_with, zero_state,
+};
 use crate::trace::Tensor;
 use crate::vars::{Module, VarOwner, Variable};
 use crate::{DType, Result, get_dt};
@@ -97,7 +100,11 @@ impl Alif {
     /// `size` neurons with `params`; rejects a zero size, non-positive τ/τ_a/dt and
     /// non-finite potentials.
     pub fn new(size: usize, params: AlifParams) -> Result<Alif> {
-        check_size_tau("Alif", size, &[("tau", params.tau), ("tau_a", params.tau_a)])?;
+        check_size_tau(
+            "Alif",
+            size,
+            &[("tau", params.tau), ("tau_a", params.tau_a)],
+        )?;
         if let Some(dt) = params.dt {
             check_dt("Alif", dt)?;
         }
@@ -109,11 +116,17 @@ impl Alif {
             ("beta", params.beta),
         ] {
             if !x.is_finite() {
-                return Err(crate::Error::invalid("Alif", format!("{n} must be finite, got {x}")));
+                return Err(crate::Error::invalid(
+                    "Alif",
+                    format!("{n} must be finite, got {x}"),
+                ));
             }
         }
         if !params.dtype.is_float() {
-            return Err(crate::Error::invalid("Alif", format!("dtype must be f32 or f64, got {}", params.dtype)));
+            return Err(crate::Error::invalid(
+                "Alif",
+                format!("dtype must be f32 or f64, got {}", params.dtype),
+            ));
         }
         Ok(Alif {
             size,
@@ -146,7 +159,11 @@ impl Module for Alif {
         let v_new = &v + &(f * exp_euler_dt_phi(dt, p.tau));
         let theta = &a * p.beta + p.v_th;
         let s = spike_fn_with(&(&v_new - &theta), &p.surrogate, p.spike_forward);
-        let s_r = if p.detach_spk { s.stop_gradient() } else { s.clone() };
+        let s_r = if p.detach_spk {
+            s.stop_gradient()
+        } else {
+            s.clone()
+        };
         let v_out = match p.spk_reset {
             SpikeReset::Soft => &v_new - &((theta - p.v_reset) * &s_r),
             SpikeReset::Hard => &v_new + &((-&v_new + p.v_reset) * &s_r),

@@ -47,9 +47,16 @@ impl AlphaSyn {
 
     /// A dual-exponential synapse with distinct time constants and a float dtype.
     pub fn dual(size: usize, tau_rise: f64, tau_decay: f64, dtype: DType) -> Result<AlphaSyn> {
-        check_size_tau("AlphaSyn", size, &[("tau_rise", tau_rise), ("tau_decay", tau_decay)])?;
+        check_size_tau(
+            "AlphaSyn",
+            size,
+            &[("tau_rise", tau_rise), ("tau_decay", tau_decay)],
+        )?;
         if !dtype.is_float() {
-            return Err(crate::Error::invalid("AlphaSyn", format!("dtype must be f32 or f64, got {dtype}")));
+            return Err(crate::Error::invalid(
+                "AlphaSyn",
+                format!("dtype must be f32 or f64, got {dtype}"),
+            ));
         }
         Ok(AlphaSyn {
             size,

@@ -34,9 +34,18 @@ impl Expon {
     pub fn with_dtype(size: usize, tau: f64, dtype: DType) -> Result<Expon> {
         check_size_tau("Expon", size, &[("tau", tau)])?;
         if !dtype.is_float() {
-            return Err(crate::Error::invalid("Expon", format!("dtype must be f32 or f64, got {dtype}")));
+            return Err(crate::Error::invalid(
+                "Expon",
+                format!("dtype must be f32 or f64, got {dtype}"),
+            ));
         }
-        Ok(Expon { size, tau, dt: None, name: "expon".into(), g: zero_state(dtype, size) })
+        Ok(Expon {
+            size,
+            tau,
+            dt: None,
+            name: "expon".into(),
+            g: zero_state(dtype, size),
+        })
     }
 
     /// Sets the name used in error messages.

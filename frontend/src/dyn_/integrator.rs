@@ -34,9 +34,18 @@ impl Integrator {
     pub fn with_dtype(size: usize, tau: f64, dtype: DType) -> Result<Integrator> {
         check_size_tau("Integrator", size, &[("tau", tau)])?;
         if !dtype.is_float() {
-            return Err(crate::Error::invalid("Integrator", format!("dtype must be f32 or f64, got {dtype}")));
+            return Err(crate::Error::invalid(
+                "Integrator",
+                format!("dtype must be f32 or f64, got {dtype}"),
+            ));
         }
-        Ok(Integrator { size, tau, dt: None, name: "integrator".into(), x: zero_state(dtype, size) })
+        Ok(Integrator {
+            size,
+            tau,
+            dt: None,
+            name: "integrator".into(),
+            x: zero_state(dtype, size),
+        })
     }
 
     /// Sets the name used in error messages.

@@ -11,7 +11,10 @@
 //!
 //! No refractory period (BrainPy's `Lif` has none).
 
-use super::{SpikeForward, spike_fn_with, Surrogate, check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi, zero_state};
+use super::{
+    SpikeForward, Surrogate, check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi,
+    spike_fn_with, zero_state,
+};
 use crate::trace::Tensor;
 use crate::vars::{Module, VarOwner, Variable};
 use crate::{DType, Result, get_dt};
@@ -94,13 +97,24 @@ impl Lif {
         if let Some(dt) = params.dt {
             check_dt("Lif", dt)?;
         }
-        for (n, x) in [("v_rest", params.v_rest), ("v_reset", params.v_reset), ("v_th", params.v_th), ("r", params.r)] {
+        for (n, x) in [
+            ("v_rest", params.v_rest),
+            ("v_reset", params.v_reset),
+            ("v_th", params.v_th),
+            ("r", params.r),
+        ] {
             if !x.is_finite() {
-                return Err(crate::Error::invalid("Lif", format!("{n} must be finite, got {x}")));
+                return Err(crate::Error::invalid(
+                    "Lif",
+                    format!("{n} must be finite, got {x}"),
+                ));
             }
         }
         if !params.dtype.is_float() {
-            return Err(crate::Error::invalid("Lif", format!("dtype must be f32 or f64, got {}", params.dtype)));
+            return Err(crate::Error::invalid(
+                "Lif",
+                format!("dtype must be f32 or f64, got {}", params.dtype),
+            ));
         }
         Ok(Lif {
             size,
@@ -141,7 +155,11 @@ impl Module for Lif {
         let f = (-&v + p.v_rest + x * p.r) / p.tau;
         let v_new = &v + &(f * dt_phi);
         let s = spike_fn_with(&(&v_new - p.v_th), &p.surrogate, p.spike_forward);
-        let s_r = if p.detach_spk { s.stop_gradient() } else { s.clone() };
+        let s_r = if p.detach_spk {
+            s.stop_gradient()
+        } else {
+            s.clone()
+        };
         let v_out = match p.spk_reset {
             SpikeReset::Soft => &v_new - &(s_r * (p.v_th - p.v_reset)),
             SpikeReset::Hard => &v_new + &((-&v_new + p.v_reset) * &s_r),

@@ -30,7 +30,6 @@ pub use expon::Expon;
 pub use integrator::Integrator;
 pub use lif::{Lif, LifParams, SpikeReset};
 
-
 use crate::trace::Tensor;
 use crate::vars::{VarOwner, Variable};
 use crate::{Array, Error, Result, TraceError};
@@ -118,7 +117,10 @@ pub(crate) fn check_size_tau(component: &str, size: usize, taus: &[(&str, f64)])
     }
     for (name, tau) in taus {
         if !(tau.is_finite() && *tau > 0.0) {
-            return Err(Error::invalid(component, format!("{name} must be finite and > 0, got {tau}")));
+            return Err(Error::invalid(
+                component,
+                format!("{name} must be finite and > 0, got {tau}"),
+            ));
         }
     }
     Ok(())
@@ -127,7 +129,10 @@ pub(crate) fn check_size_tau(component: &str, size: usize, taus: &[(&str, f64)])
 /// Validates that `dt` is finite and positive.
 pub(crate) fn check_dt(component: &str, dt: f64) -> Result<()> {
     if !(dt.is_finite() && dt > 0.0) {
-        return Err(Error::invalid(component, format!("dt must be finite and > 0, got {dt}")));
+        return Err(Error::invalid(
+            component,
+            format!("dt must be finite and > 0, got {dt}"),
+        ));
     }
     Ok(())
 }
@@ -146,9 +151,16 @@ pub(crate) fn check_input(component: &str, x: &Tensor, state: &Variable) -> bool
     }
     let n = want.dims().get(1).copied().unwrap_or(0);
     let msg = if x.rank() != 2 || x.shape()[1] != n {
-        format!("input has type {}, expected (batch, {n}) = {want}: the layer has {n} units", x.ty())
+        format!(
+            "input has type {}, expected (batch, {n}) = {want}: the layer has {n} units",
+            x.ty()
+        )
     } else if x.dtype() != want.dtype {
-        format!("input has dtype {}, the layer's states are {}", x.dtype(), want.dtype)
+        format!(
+            "input has dtype {}, the layer's states are {}",
+            x.dtype(),
+            want.dtype
+        )
     } else {
         format!(
             "input has batch {}, but the states have batch {} (call reset_state({}) first)",
@@ -157,7 +169,10 @@ pub(crate) fn check_input(component: &str, x: &Tensor, state: &Variable) -> bool
             x.shape()[0]
         )
     };
-    x.tracer().fail(TraceError::Op { op: component.into(), msg });
+    x.tracer().fail(TraceError::Op {
+        op: component.into(),
+        msg,
+    });
     false
 }
 
@@ -170,13 +185,19 @@ pub(crate) fn display_name(kind: &str, name: &str) -> String {
 /// first offending flat index and value.
 pub fn check_spikes(component: &str, x: &Array) -> Result<()> {
     if !x.dtype().is_float() {
-        return Err(Error::invalid(component, format!("spikes must be a float array, got {}", x.ty())));
+        return Err(Error::invalid(
+            component,
+            format!("spikes must be a float array, got {}", x.ty()),
+        ));
     }
     let v = x.to_f64_vec();
     if let Some((i, s)) = v.iter().enumerate().find(|(_, s)| **s != 0.0 && **s != 1.0) {
         return Err(Error::invalid(
             component,
-            format!("spike input {} must contain only 0 and 1, found {s} at flat index {i}", x.ty()),
+            format!(
+                "spike input {} must contain only 0 and 1, found {s} at flat index {i}",
+                x.ty()
+            ),
         ));
     }
     Ok(())

@@ -17,7 +17,10 @@
 //! `r.V` and `r.spike`, computes the accuracy, and draws the tutorial's plots.
 
 use crate::autograd::TrainStep;
-use crate::dyn_::{Expon, Integrator, Lif, LifParams, SpikeForward, check_finite_states, check_labels, check_spikes};
+use crate::dyn_::{
+    Expon, Integrator, Lif, LifParams, SpikeForward, check_finite_states, check_labels,
+    check_spikes,
+};
 use crate::init::Init;
 use crate::losses::cross_entropy_loss;
 use crate::nn::{Dense, Sequential};
@@ -49,20 +52,64 @@ impl SnnNet {
     /// The tutorial network with time step `dt` and the spike forward `spike_forward`
     /// (Heaviside for the tutorial; [`SpikeForward::SmoothSigmoid`] for gradient checks).
     /// Weights are drawn from the default generator ([`random::seed`]).
-    pub fn new(num_in: usize, num_rec: usize, num_out: usize, dt: f64, spike_forward: SpikeForward) -> Result<SnnNet> {
+    pub fn new(
+        num_in: usize,
+        num_rec: usize,
+        num_out: usize,
+        dt: f64,
+        spike_forward: SpikeForward,
+    ) -> Result<SnnNet> {
         let i2r = Sequential::new()
-            .push("comm", Dense::with_init(num_in, num_rec, Init::KaimingNormal(20.0), Some(Init::Zeros), DType::F64)?)
-            .push("syn", Expon::new(num_rec, 10.0)?.with_dt(dt)?.named("i2r.syn"));
+            .push(
+                "comm",
+                Dense::with_init(
+                    num_in,
+                    num_rec,
+                    Init::KaimingNormal(20.0),
+                    Some(Init::Zeros),
+                    DType::F64,
+                )?,
+            )
+            .push(
+                "syn",
+                Expon::new(num_rec, 10.0)?.with_dt(dt)?.named("i2r.syn"),
+            );
         let r = Lif::new(
             num_rec,
-            LifParams { tau: 10.0, v_reset: 0.0, v_rest: 0.0, v_th: 1.0, dt: Some(dt), spike_forward, ..Default::default() },
+            LifParams {
+                tau: 10.0,
+                v_reset: 0.0,
+                v_rest: 0.0,
+                v_th: 1.0,
+                dt: Some(dt),
+                spike_forward,
+                ..Default::default()
+            },
         )?
         .named("r");
         let r2o = Sequential::new()
-            .push("comm", Dense::with_init(num_rec, num_out, Init::KaimingNormal(20.0), Some(Init::Zeros), DType::F64)?)
-            .push("syn", Expon::new(num_out, 10.0)?.with_dt(dt)?.named("r2o.syn"));
+            .push(
+                "comm",
+                Dense::with_init(
+                    num_rec,
+                    num_out,
+                    Init::KaimingNormal(20.0),
+                    Some(Init::Zeros),
+                    DType::F64,
+                )?,
+            )
+            .push(
+                "syn",
+                Expon::new(num_out, 10.0)?.with_dt(dt)?.named("r2o.syn"),
+            );
         let o = Integrator::new(num_out, 5.0)?.with_dt(dt)?.named("o");
-        Ok(SnnNet { num_in, i2r, r, r2o, o })
+        Ok(SnnNet {
+            num_in,
+            i2r,
+            r,
+            r2o,
+            o,
+        })
     }
 }
 
@@ -71,7 +118,11 @@ impl Module for SnnNet {
         if x.rank() != 2 || x.shape()[1] != self.num_in {
             x.tracer().fail(TraceError::Op {
                 op: "SnnNet layer 'i2r'".into(),
-                msg: format!("input spikes have type {}, expected (batch, {})", x.ty(), self.num_in),
+                msg: format!(
+                    "input spikes have type {}, expected (batch, {})",
+                    x.ty(),
+                    self.num_in
+                ),
             });
             return x.clone();
         }
@@ -115,12 +166,27 @@ pub fn snn_loss(net: &SnnNet, xs: &Tensor, labels: &Tensor) -> Result<Tensor, Tr
 
 /// Poisson spike trains `(num_step, num_sample, num_in)`: 1 where `U[0,1) < freq·dt/1000`,
 /// and labels `(num_sample,)`: 1.0 where `U[0,1) < 0.5`, drawn from the default generator.
-pub fn poisson_data(num_step: usize, num_sample: usize, num_in: usize, freq: f64, dt: f64) -> Result<(Array, Array)> {
+pub fn poisson_data(
+    num_step: usize,
+    num_sample: usize,
+    num_in: usize,
+    freq: f64,
+    dt: f64,
+) -> Result<(Array, Array)> {
     let p = freq * dt / 1000.0;
     let mask = random::uniform(num_step * num_sample * num_in);
-    let x: Vec<f64> = mask.iter().map(|&u| if u < p { 1.0 } else { 0.0 }).collect();
-    let y: Vec<f64> = random::uniform(num_sample).iter().map(|&u| if u < 0.5 { 1.0 } else { 0.0 }).collect();
-    Ok((Array::from_f64([num_step, num_sample, num_in], x)?, Array::from_f64([num_sample], y)?))
+    let x: Vec<f64> = mask
+        .iter()
+        .map(|&u| if u < p { 1.0 } else { 0.0 })
+        .collect();
+    let y: Vec<f64> = random::uniform(num_sample)
+        .iter()
+        .map(|&u| if u < 0.5 { 1.0 } else { 0.0 })
+        .collect();
+    Ok((
+        Array::from_f64([num_step, num_sample, num_in], x)?,
+        Array::from_f64([num_sample], y)?,
+    ))
 }
 
 /// `mean_b [argmax_k max_t out[t, b, k] == y_b]` for `out` `(T, B, K)` (spec §12).
@@ -129,7 +195,11 @@ pub fn max_over_time_accuracy(out: &Array, labels: &Array) -> Result<f64> {
     if s.len() != 3 || labels.shape() != [s[1]] {
         return Err(Error::invalid(
             "accuracy",
-            format!("outputs {} must be (T, B, K) and labels {} (B,)", out.ty(), labels.ty()),
+            format!(
+                "outputs {} must be (T, B, K) and labels {} (B,)",
+                out.ty(),
+                labels.ty()
+            ),
         ));
     }
     let (t, b, k) = (s[0], s[1], s[2]);
@@ -137,8 +207,13 @@ pub fn max_over_time_accuracy(out: &Array, labels: &Array) -> Result<f64> {
     let y = labels.to_f64_vec();
     let mut correct = 0usize;
     for bi in 0..b {
-        let m: Vec<f64> =
-            (0..k).map(|ki| (0..t).map(|ti| o[(ti * b + bi) * k + ki]).fold(f64::NEG_INFINITY, f64::max)).collect();
+        let m: Vec<f64> = (0..k)
+            .map(|ki| {
+                (0..t)
+                    .map(|ti| o[(ti * b + bi) * k + ki])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
         // argmax: first maximum, as numpy
         let am = (0..k).fold(0, |best, ki| if m[ki] > m[best] { ki } else { best });
         if am as f64 == y[bi] {
@@ -261,20 +336,40 @@ impl SnnReport {
 }
 
 /// Compiles the tutorial's training step for `net` on data of `x_ty` / `y_ty`.
-pub fn snn_train_step(net: &SnnNet, opt: &mut Adam, x_ty: &TensorType, y_ty: &TensorType, backend: Backend) -> Result<TrainStep> {
-    TrainStep::new("snn_train", net, opt, &[("xs", x_ty.clone()), ("labels", y_ty.clone())], backend, |_tr: &Tracer, d| {
-        snn_loss(net, &d[0], &d[1])
-    })
+pub fn snn_train_step(
+    net: &SnnNet,
+    opt: &mut Adam,
+    x_ty: &TensorType,
+    y_ty: &TensorType,
+    backend: Backend,
+) -> Result<TrainStep> {
+    TrainStep::new(
+        "snn_train",
+        net,
+        opt,
+        &[("xs", x_ty.clone()), ("labels", y_ty.clone())],
+        backend,
+        |_tr: &Tracer, d| snn_loss(net, &d[0], &d[1]),
+    )
 }
 
 /// Runs tutorial part 3 (see the module doc) and returns its numbers.
 pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
     let start = Instant::now();
     if cfg.report_every == 0 || cfg.train_steps == 0 {
-        return Err(Error::invalid("snn", "train_steps and report_every must be positive"));
+        return Err(Error::invalid(
+            "snn",
+            "train_steps and report_every must be positive",
+        ));
     }
     random::seed(cfg.seed);
-    let mut net = SnnNet::new(cfg.num_in, cfg.num_rec, cfg.num_out, cfg.dt, SpikeForward::Heaviside)?;
+    let mut net = SnnNet::new(
+        cfg.num_in,
+        cfg.num_rec,
+        cfg.num_out,
+        cfg.dt,
+        SpikeForward::Heaviside,
+    )?;
     let (x, y) = poisson_data(cfg.num_step, cfg.num_sample, cfg.num_in, cfg.freq, cfg.dt)?;
     check_spikes("snn input", &x)?;
     check_labels("snn labels", &y, cfg.num_out)?;
@@ -296,7 +391,10 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
         let l = step.step(&mut net, &mut opt, &data)?;
         times.push(t0.elapsed().as_secs_f64());
         if !l.is_finite() {
-            return Err(Error::invalid("snn", format!("the loss became {l} at training step {}", i + 1)));
+            return Err(Error::invalid(
+                "snn",
+                format!("the loss became {l} at training step {}", i + 1),
+            ));
         }
         all_losses.push(l);
         if (i + 1) % cfg.report_every == 0 {
