@@ -132,11 +132,26 @@ fn padded_range<'a>(values: impl Iterator<Item = &'a [f64]>) -> (f64, f64) {
         }
     }
     let span = hi - lo;
-    if !(span > 1e-12 * lo.abs().max(hi.abs()).max(1e-300)) {
+    if span.is_nan() || span <= 1e-12 * lo.abs().max(hi.abs()).max(1e-300) {
         let pad = (0.05 * lo.abs()).max(0.5);
         return (lo - pad, hi + pad);
     }
     (lo - 0.05 * span, hi + 0.05 * span)
+}
+
+/// Compact tick text: `1.5`, `20`, `-0.25`, `1.2e5`.
+fn fmt_tick(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn backend_err<E: std::fmt::Display>(plot: &'static str, path: &Path) -> impl Fn(E) -> PlotError {
@@ -174,6 +189,7 @@ fn draw_lines(
     series: &[Series<'_>],
     y_range: Option<(f64, f64)>,
     legend: bool,
+    ticks: usize,
 ) -> Result<(), PlotError> {
     let err = backend_err(plot, path);
     let (x0, x1) = padded_range(series.iter().map(|s| s.xs));
@@ -187,6 +203,11 @@ fn draw_lines(
         .map_err(&err)?;
     chart
         .configure_mesh()
+        .x_labels(ticks)
+        .y_labels(ticks)
+        .x_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .light_line_style(RGBColor(238, 238, 238))
         .x_desc(x_label)
         .y_desc(y_label)
         .draw()
@@ -253,7 +274,9 @@ pub fn line_chart(
     check_parent(P, path)?;
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(backend_err(P, path))?;
-    draw_lines(P, path, &root, title, x_label, y_label, series, None, true)?;
+    draw_lines(
+        P, path, &root, title, x_label, y_label, series, None, true, 10,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -325,7 +348,9 @@ pub fn truth_vs_prediction(
                 ys: &pred[d],
             },
         ];
-        draw_lines(P, path, area, names[d], "step", names[d], &series, None, true)?;
+        draw_lines(
+            P, path, area, names[d], "step", names[d], &series, None, true, 10,
+        )?;
     }
     root.present().map_err(&err)
 }
@@ -361,7 +386,18 @@ pub fn attractor_3d_projection(
         xs,
         ys: zs,
     }];
-    draw_lines(P, path, &root, "Attractor (x-z projection)", "x", "z", &series, None, false)?;
+    draw_lines(
+        P,
+        path,
+        &root,
+        "Attractor (x-z projection)",
+        "x",
+        "z",
+        &series,
+        None,
+        false,
+        10,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -447,11 +483,7 @@ pub fn voltage_grid(
         let series: Vec<Series<'_>> = traces
             .iter()
             .zip(&names)
-            .map(|(ys, name)| Series {
-                name,
-                xs: &xs,
-                ys,
-            })
+            .map(|(ys, name)| Series { name, xs: &xs, ys })
             .collect();
         draw_lines(
             P,
@@ -463,6 +495,7 @@ pub fn voltage_grid(
             &series,
             Some(y_range),
             false,
+            4,
         )?;
     }
     root.present().map_err(&err)
@@ -483,7 +516,18 @@ pub fn loss_curve(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotErro
         xs: &xs,
         ys: losses,
     }];
-    draw_lines(P, path, &root, "Training loss", "epoch", "loss", &series, None, true)?;
+    draw_lines(
+        P,
+        path,
+        &root,
+        "Training loss",
+        "epoch",
+        "loss",
+        &series,
+        None,
+        true,
+        10,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -496,5 +540,14 @@ mod tests {
         assert_eq!(padded_range(std::iter::once(&[2.0, 2.0][..])), (1.5, 2.5));
         let (lo, hi) = padded_range(std::iter::once(&[0.0, 10.0][..]));
         assert!((lo + 0.5).abs() < 1e-12 && (hi - 10.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tick_text() {
+        assert_eq!(fmt_tick(20.0), "20");
+        assert_eq!(fmt_tick(-0.25), "-0.25");
+        assert_eq!(fmt_tick(0.0), "0");
+        assert_eq!(fmt_tick(123456.0), "1.2e5");
+        assert_eq!(fmt_tick(2e-9), "2.0e-9");
     }
 }
