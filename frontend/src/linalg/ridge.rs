@@ -86,7 +86,7 @@ pub enum RidgeError {
         expected: String,
     },
     /// NaN or ±inf in the data.
-    #[error("ridge add_rows: {what}[row {row}, col {col}] = {value} is not finite")]
+    #[error("ridge: {what}[row {row}, col {col}] = {value} is not finite")]
     NonFinite {
         /// `x` or `y`.
         what: &'static str,
@@ -139,7 +139,9 @@ pub struct RidgeSolution {
     pub num_in: usize,
     /// Outputs `num_out`.
     pub num_out: usize,
-    /// `λ_max / λ_min` of `X̃ᵀX̃ + αI` (`inf` when `λ_min <= 0`).
+    /// `λ_max / λ_min` of `X̃ᵀX̃ + αI` (`inf` when `λ_min <= 0`). Computed from the
+    /// symmetric eigenvalues, so above about `1/ε ≈ 4.5e15` it is only an order of magnitude
+    /// (λ_min is then known to about `ε·λ_max`).
     pub condition_number: f64,
     /// Solver that produced the weights.
     pub solver_used: SolverUsed,
@@ -329,6 +331,66 @@ impl NormalEquations {
                 dy.extend_from_slice(&y[start * o..(start + m) * o]);
             }
             start += m;
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Adds precomputed partial sums, e.g. from a compiled accumulation kernel: `xtx` is
+    /// `X̃ᵀX̃` `(F+1) x (F+1)` and `xty` is `X̃ᵀY` `(F+1) x num_out`, both row-major and both
+    /// **including** the leading ones column, over `rows` rows. Not available when the rows
+    /// are kept for QR (the design matrix would be incomplete). Checked before anything is
+    /// added.
+    pub fn add_normal_matrices(
+        &mut self,
+        xtx: &[f64],
+        xty: &[f64],
+        rows: usize,
+    ) -> Result<(), RidgeError> {
+        let (n, o) = (self.num_features + 1, self.num_out);
+        if self.design.is_some() {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "accumulator",
+                got: self.rows,
+                expected:
+                    "an accumulator built with NormalEquations::new (this one keeps rows for QR)"
+                        .into(),
+            });
+        }
+        if xtx.len() != n * n {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "xtx",
+                got: xtx.len(),
+                expected: format!("(num_features + 1)^2 = {}", n * n),
+            });
+        }
+        if xty.len() != n * o {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "xty",
+                got: xty.len(),
+                expected: format!("(num_features + 1) x num_out = {}", n * o),
+            });
+        }
+        for (what, data, width) in [("xtx", xtx, n), ("xty", xty, o)] {
+            if let Some(k) = data.iter().position(|v| !v.is_finite()) {
+                return Err(RidgeError::NonFinite {
+                    what,
+                    row: k / width,
+                    col: k % width,
+                    value: data[k],
+                });
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                self.xtx[(i, j)] += xtx[i * n + j];
+            }
+            for k in 0..o {
+                self.xty[(i, k)] += xty[i * o + k];
+            }
         }
         self.rows += rows;
         Ok(())
@@ -609,6 +671,70 @@ mod tests {
             let cond = (5.0 + 5f64.sqrt()) / (5.0 - 5f64.sqrt());
             assert!((s.condition_number - cond).abs() < 1e-12);
         }
+    }
+
+    /// X = [x, x] with x = (0, 0, 2, 2): every Cholesky step is exact and the last pivot is
+    /// exactly 0 (alpha = 1e-300 vanishes next to the diagonal), so the factorisation fails and
+    /// the eigendecomposition pseudo-inverse answers: the minimum-norm w0 = w1 = 0.5, b = 0.
+    #[test]
+    fn cholesky_failure_falls_back_to_eigen() {
+        let x = [0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0];
+        let y = [0.0, 0.0, 2.0, 2.0];
+        let s = ridge_fit(&x, &y, 4, 1e-300, RidgeSolver::Cholesky).unwrap();
+        assert_eq!(s.solver_used, SolverUsed::EigenFallback);
+        assert_eq!(s.rank, 2);
+        assert!(
+            (s.w[0] - 0.5).abs() < 1e-12 && (s.w[1] - 0.5).abs() < 1e-12,
+            "{s:?}"
+        );
+        assert!(s.b[0].abs() < 1e-12, "{s:?}");
+    }
+
+    #[test]
+    fn precomputed_normal_matrices_match_rows() {
+        let x = [0.5, -1.0, 2.0, 0.25, 1.5, 3.0];
+        let y = [1.0, 2.0, -1.0];
+        let mut direct = NormalEquations::new(2, 1);
+        direct.add_rows(&x, &y, 3).unwrap();
+        let mut parts = NormalEquations::new(2, 1);
+        let mut one = NormalEquations::new(2, 1);
+        one.add_rows(&x[..2], &y[..1], 1).unwrap();
+        parts
+            .add_normal_matrices(&one.xtx(), &one.xty(), 1)
+            .unwrap();
+        one.reset();
+        one.add_rows(&x[2..], &y[1..], 2).unwrap();
+        parts
+            .add_normal_matrices(&one.xtx(), &one.xty(), 2)
+            .unwrap();
+        assert_eq!(parts.num_rows(), 3);
+        assert_eq!(parts.xtx(), direct.xtx());
+        let (a, b) = (
+            parts.solve(0.1, RidgeSolver::Cholesky).unwrap(),
+            direct.solve(0.1, RidgeSolver::Cholesky).unwrap(),
+        );
+        assert_eq!(a.w, b.w);
+        assert!(matches!(
+            parts.add_normal_matrices(&[0.0; 8], &[0.0; 3], 1),
+            Err(RidgeError::Shape { what: "xtx", .. })
+        ));
+        let mut bad = vec![0.0; 9];
+        bad[4] = f64::NAN;
+        assert!(matches!(
+            parts.add_normal_matrices(&bad, &[0.0; 3], 1),
+            Err(RidgeError::NonFinite {
+                what: "xtx",
+                row: 1,
+                col: 1,
+                ..
+            })
+        ));
+        let mut keeping = NormalEquations::new_keeping_rows(2, 1);
+        assert!(
+            keeping
+                .add_normal_matrices(&[0.0; 9], &[0.0; 3], 1)
+                .is_err()
+        );
     }
 
     #[test]
