@@ -85,6 +85,9 @@ pub struct Series<'a> {
     pub ys: &'a [f64],
 }
 
+/// Most panels one figure may have (bounds the bitmap size).
+pub const MAX_PANELS: usize = 64;
+
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -313,6 +316,12 @@ pub fn truth_vs_prediction(
             expected: truth.len(),
         });
     }
+    if truth.len() > MAX_PANELS {
+        return Err(PlotError::InvalidArgument {
+            plot: P,
+            message: format!("{} dimensions, at most {MAX_PANELS} panels", truth.len()),
+        });
+    }
     for d in 0..truth.len() {
         if pred[d].len() != truth[d].len() {
             return Err(PlotError::LengthMismatch {
@@ -425,18 +434,25 @@ pub fn voltage_grid(
             message: format!("grid {rows}x{cols} must have at least one row and one column"),
         });
     }
+    if rows > MAX_PANELS || cols > MAX_PANELS || rows * cols > MAX_PANELS {
+        return Err(PlotError::InvalidArgument {
+            plot: P,
+            message: format!("grid {rows}x{cols} has more than {MAX_PANELS} panels"),
+        });
+    }
     if t == 0 || p == 0 || k == 0 {
         return Err(PlotError::EmptySeries {
             plot: P,
             series: format!("mem of shape {shape:?}"),
         });
     }
-    if mem.len() != t * p * k {
+    let total = t.checked_mul(p).and_then(|v| v.checked_mul(k));
+    if Some(mem.len()) != total {
         return Err(PlotError::LengthMismatch {
             plot: P,
             what: format!("mem (shape {shape:?})"),
             got: mem.len(),
-            expected: t * p * k,
+            expected: total.unwrap_or(usize::MAX),
         });
     }
     if let Some(s) = spikes

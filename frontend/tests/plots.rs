@@ -172,6 +172,10 @@ fn bad_data_gives_typed_errors() {
     assert!(matches!(e, PlotError::LengthMismatch { .. }), "{e}");
     let e = voltage_grid(&p, &[0.0; 10], None, [5, 2, 1], 0, 5, 1.0).unwrap_err();
     assert!(matches!(e, PlotError::InvalidArgument { .. }), "{e}");
+    let e = voltage_grid(&p, &[0.0; 10], None, [5, 2, 1], usize::MAX, usize::MAX, 1.0).unwrap_err();
+    assert!(matches!(e, PlotError::InvalidArgument { .. }), "{e}");
+    let e = voltage_grid(&p, &[0.0; 10], None, [5, 2, 1], 3, 5, f64::NAN).unwrap_err();
+    assert!(matches!(e, PlotError::InvalidArgument { .. }), "{e}");
     let e = voltage_grid(&p, &[0.0; 9], None, [5, 2, 1], 3, 5, 1.0).unwrap_err();
     assert!(matches!(e, PlotError::LengthMismatch { .. }), "{e}");
     let e = loss_curve(dir.join("no-such-folder").join("x.png"), &[1.0]).unwrap_err();

@@ -152,7 +152,20 @@ pub struct RidgeSolution {
 impl RidgeSolution {
     /// `y = x·W + b` for `rows` rows of `x` (row-major `(rows, num_in)`).
     pub fn predict(&self, x: &[f64], rows: usize) -> Result<Vec<f64>, RidgeError> {
-        if x.len() != rows * self.num_in {
+        let (f, o) = (self.num_in, self.num_out);
+        if self.w.len() != f * o || self.b.len() != o {
+            return Err(RidgeError::Shape {
+                op: "predict",
+                what: "w/b",
+                got: self.w.len(),
+                expected: format!(
+                    "w of num_in {f} x num_out {o} = {} and b of {o} (b has {})",
+                    f * o,
+                    self.b.len()
+                ),
+            });
+        }
+        if Some(x.len()) != rows.checked_mul(self.num_in) {
             return Err(RidgeError::Shape {
                 op: "predict",
                 what: "x",
@@ -160,11 +173,10 @@ impl RidgeSolution {
                 expected: format!(
                     "rows {rows} x num_in {} = {}",
                     self.num_in,
-                    rows * self.num_in
+                    rows.saturating_mul(self.num_in)
                 ),
             });
         }
-        let (f, o) = (self.num_in, self.num_out);
         let mut out = Vec::with_capacity(rows * o);
         for r in 0..rows {
             let xr = &x[r * f..(r + 1) * f];
@@ -264,20 +276,23 @@ impl NormalEquations {
     /// leaves the accumulator unchanged.
     pub fn add_rows(&mut self, x: &[f64], y: &[f64], rows: usize) -> Result<(), RidgeError> {
         let (f, o) = (self.num_features, self.num_out);
-        if x.len() != rows * f {
+        if Some(x.len()) != rows.checked_mul(f) {
             return Err(RidgeError::Shape {
                 op: "add_rows",
                 what: "x",
                 got: x.len(),
-                expected: format!("rows {rows} x num_features {f} = {}", rows * f),
+                expected: format!(
+                    "rows {rows} x num_features {f} = {}",
+                    rows.saturating_mul(f)
+                ),
             });
         }
-        if y.len() != rows * o {
+        if Some(y.len()) != rows.checked_mul(o) {
             return Err(RidgeError::Shape {
                 op: "add_rows",
                 what: "y",
                 got: y.len(),
-                expected: format!("rows {rows} x num_out {o} = {}", rows * o),
+                expected: format!("rows {rows} x num_out {o} = {}", rows.saturating_mul(o)),
             });
         }
         for (what, data, width) in [("x", x, f), ("y", y, o)] {
