@@ -364,7 +364,8 @@ pub fn truth_vs_prediction(
     root.present().map_err(&err)
 }
 
-/// The x–z projection of a 3-D trajectory (the Lorenz "butterfly"), 700×600 px.
+/// A 3-D trajectory (the Lorenz attractor), 1200×600 px: a perspective 3-D view on the left
+/// and the x–z projection (the "butterfly") on the right.
 pub fn attractor_3d_projection(
     path: impl AsRef<Path>,
     xs: &[f64],
@@ -388,8 +389,39 @@ pub fn attractor_3d_projection(
     check_finite(P, "z", zs)?;
     ensure_font()?;
     check_parent(P, path)?;
-    let root = BitMapBackend::new(path, (700, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(backend_err(P, path))?;
+    let err = backend_err(P, path);
+    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let (left, right) = root.split_horizontally(600);
+    let one = |v: &[f64]| padded_range(std::iter::once(v));
+    let ((x0, x1), (y0, y1), (z0, z1)) = (one(xs), one(ys), one(zs));
+    // plotters' 3-D charts put the vertical axis second: plot (x, z, y) so z points up.
+    let mut chart = ChartBuilder::on(&left)
+        .caption("Attractor (3-D)", ("sans-serif", 20))
+        .margin(10)
+        .build_cartesian_3d(x0..x1, z0..z1, y0..y1)
+        .map_err(&err)?;
+    chart.with_projection(|mut pb| {
+        pb.yaw = -0.7;
+        pb.pitch = 0.25;
+        pb.scale = 0.85;
+        pb.into_matrix()
+    });
+    chart
+        .configure_axes()
+        .light_grid_style(RGBColor(238, 238, 238))
+        .max_light_lines(3)
+        .x_formatter(&|v| fmt_tick(*v))
+        .y_formatter(&|v| fmt_tick(*v))
+        .z_formatter(&|v| fmt_tick(*v))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(LineSeries::new(
+            (0..xs.len()).map(|i| (xs[i], zs[i], ys[i])),
+            &PALETTE[0],
+        ))
+        .map_err(&err)?;
     let series = [Series {
         name: "trajectory",
         xs,
@@ -398,8 +430,8 @@ pub fn attractor_3d_projection(
     draw_lines(
         P,
         path,
-        &root,
-        "Attractor (x-z projection)",
+        &right,
+        "x-z projection",
         "x",
         "z",
         &series,
@@ -407,7 +439,7 @@ pub fn attractor_3d_projection(
         false,
         10,
     )?;
-    root.present().map_err(backend_err(P, path))
+    root.present().map_err(&err)
 }
 
 /// Membrane traces on a `rows × cols` grid of panels sharing the y axis (the tutorial's

@@ -14,6 +14,15 @@ fn out_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// Removes the test's folder unless `BRAINLIFT_KEEP_PLOTS` is set (to look at the images).
+fn cleanup(dir: &PathBuf) {
+    if std::env::var_os("BRAINLIFT_KEEP_PLOTS").is_none() {
+        std::fs::remove_dir_all(dir).unwrap();
+    } else {
+        eprintln!("plots kept in {}", dir.display());
+    }
+}
+
 /// Checks the PNG signature, the IHDR size and that the file is not trivially small.
 fn assert_png(path: &PathBuf, width: u32, height: u32) {
     let bytes = std::fs::read(path).unwrap();
@@ -80,7 +89,7 @@ fn every_plot_writes_a_png() {
 
     let p = dir.join("attractor.png");
     attractor_3d_projection(&p, &x, &y, &z).unwrap();
-    assert_png(&p, 700, 600);
+    assert_png(&p, 1200, 600);
 
     let p = dir.join("loss.png");
     let losses: Vec<f64> = (0..30).map(|i| 1.0 / (1.0 + i as f64)).collect();
@@ -98,7 +107,7 @@ fn every_plot_writes_a_png() {
     let p = dir.join("voltages.png");
     voltage_grid(&p, &mem, Some(&spikes), [t, n, 1], 3, 5, 5.0).unwrap();
     assert_png(&p, 1500, 660);
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -121,7 +130,7 @@ fn constant_and_single_point_series_are_fine() {
     let p = dir.join("one.png");
     loss_curve(&p, &[0.5]).unwrap();
     assert_png(&p, 800, 450);
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
 
 #[test]
@@ -181,5 +190,5 @@ fn bad_data_gives_typed_errors() {
     let e = loss_curve(dir.join("no-such-folder").join("x.png"), &[1.0]).unwrap_err();
     assert!(matches!(e, PlotError::Backend { .. }), "{e}");
     assert!(!p.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
+    cleanup(&dir);
 }
