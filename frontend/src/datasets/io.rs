@@ -126,6 +126,10 @@ impl BatchSeries {
     pub fn features(&self) -> usize {
         self.shape[2]
     }
+    /// The values rounded to f32 (for f32 models).
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.data.iter().map(|&v| v as f32).collect()
+    }
 }
 
 /// Options for `.npy` loading.

@@ -351,6 +351,14 @@ impl NormalEquations {
         Ok(())
     }
 
+    /// As [`NormalEquations::add_rows`] for f32 data: values are widened to f64 and the sums
+    /// are kept in f64 (the ill-conditioned normal equations need it).
+    pub fn add_rows_f32(&mut self, x: &[f32], y: &[f32], rows: usize) -> Result<(), RidgeError> {
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        self.add_rows(&x64, &y64, rows)
+    }
+
     /// Adds precomputed partial sums, e.g. from a compiled accumulation kernel: `xtx` is
     /// `X̃ᵀX̃` `(F+1) x (F+1)` and `xty` is `X̃ᵀY` `(F+1) x num_out`, both row-major and both
     /// **including** the leading ones column, over `rows` rows. Not available when the rows
@@ -750,6 +758,21 @@ mod tests {
                 .add_normal_matrices(&[0.0; 9], &[0.0; 3], 1)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn f32_rows_accumulate_in_f64() {
+        let mut a = NormalEquations::new(1, 1);
+        let mut b = NormalEquations::new(1, 1);
+        a.add_rows(&[0.5, 1.5, 2.0], &[1.0, 2.0, 4.0], 3).unwrap();
+        b.add_rows_f32(&[0.5, 1.5, 2.0], &[1.0, 2.0, 4.0], 3)
+            .unwrap();
+        assert_eq!(a.xtx(), b.xtx());
+        assert_eq!(a.xty(), b.xty());
+        assert!(matches!(
+            b.add_rows_f32(&[f32::NAN], &[1.0], 1),
+            Err(RidgeError::NonFinite { what: "x", .. })
+        ));
     }
 
     #[test]
