@@ -9,8 +9,10 @@ fn direct(spec: &NvarSpec, hist: &[Vec<f64>], t: usize) -> Vec<f64> {
     let mut lin = Vec::new();
     for j in 0..spec.delay {
         let back = j * spec.stride;
-        for i in 0..d {
-            lin.push(if t >= back { hist[t - back][i] } else { 0.0 });
+        if t >= back {
+            lin.extend_from_slice(&hist[t - back][..d]);
+        } else {
+            lin.extend(std::iter::repeat_n(0.0, d));
         }
     }
     let mut out = Vec::new();
