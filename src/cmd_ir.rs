@@ -73,7 +73,13 @@ pub fn run(cmd: IrCommand) -> CliResult {
             print!("{}", print_function(&f));
             Ok(())
         }
-        IrCommand::Run { file, seed, inputs, json, backend } => {
+        IrCommand::Run {
+            file,
+            seed,
+            inputs,
+            json,
+            backend,
+        } => {
             let backend = pick_backend(backend.as_deref())?;
             let f = load(&file)?;
             let args = match inputs {
@@ -86,7 +92,12 @@ pub fn run(cmd: IrCommand) -> CliResult {
             print_outputs(&f, &outs, json, backend.name());
             Ok(())
         }
-        IrCommand::Grad { file, wrt, check, seed } => grad(&file, &wrt, check, seed),
+        IrCommand::Grad {
+            file,
+            wrt,
+            check,
+            seed,
+        } => grad(&file, &wrt, check, seed),
     }
 }
 
@@ -117,7 +128,11 @@ fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
                     p.ty
                 ));
             }
-            Ok(if t.dtype() == p.ty.dtype { t } else { t.cast(p.ty.dtype) })
+            Ok(if t.dtype() == p.ty.dtype {
+                t
+            } else {
+                t.cast(p.ty.dtype)
+            })
         })
         .collect()
 }
@@ -143,7 +158,10 @@ fn print_outputs(f: &Function, outs: &[Tensor], json: bool, backend: &str) {
                 })
             })
             .collect();
-        println!("{}", json!({"function": f.name, "backend": backend, "outputs": list}));
+        println!(
+            "{}",
+            json!({"function": f.name, "backend": backend, "outputs": list})
+        );
         return;
     }
     for (o, t) in f.outputs.iter().zip(outs) {
@@ -163,7 +181,9 @@ fn print_outputs(f: &Function, outs: &[Tensor], json: bool, backend: &str) {
 fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
     let f = load(file)?;
     let idx: Vec<usize> = if wrt.is_empty() {
-        (0..f.params.len()).filter(|&i| f.params[i].ty.dtype.is_float()).collect()
+        (0..f.params.len())
+            .filter(|&i| f.params[i].ty.dtype.is_float())
+            .collect()
     } else {
         wrt.iter()
             .map(|n| {
@@ -171,7 +191,11 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
                     format!(
                         "--wrt {n}: @{} has no input named '{n}' (inputs: {})",
                         f.name,
-                        f.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                        f.params
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
             })
@@ -181,14 +205,18 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
     print!("{}", print_function(&g));
     if check {
         let inputs = random_inputs(&f, seed);
-        let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs).map_err(|e| e.to_string())?;
+        let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs)
+            .map_err(|e| e.to_string())?;
         for c in &r.inputs {
             println!(
                 "// check %{}: max error {:.3e} (element {}: reverse {:.9e}, finite difference {:.9e})",
                 c.name, c.max_err, c.worst_index, c.analytic, c.numeric
             );
         }
-        println!("// worst relative error {:.3e} (loss {:.9e})", r.max_err, r.value);
+        println!(
+            "// worst relative error {:.3e} (loss {:.9e})",
+            r.max_err, r.value
+        );
         if r.max_err > 1e-6 {
             let surrogate = if has_custom_vjp(&f) {
                 " (the function has custom_vjp ops, e.g. surrogate spike gradients, which differ from finite differences by design)"
@@ -206,6 +234,7 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
 
 fn has_custom_vjp(f: &Function) -> bool {
     f.insts.iter().any(|i| {
-        matches!(i.op, brainlift::ir::Op::CustomVjp(_)) || i.op.bodies().into_iter().any(has_custom_vjp)
+        matches!(i.op, brainlift::ir::Op::CustomVjp(_))
+            || i.op.bodies().into_iter().any(has_custom_vjp)
     })
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn brainlift(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brainlift")).args(args).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_brainlift"))
+        .args(args)
+        .output()
+        .expect("runs")
 }
 
 fn root() -> PathBuf {
@@ -29,7 +32,10 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn every_builtin_dump_parses_back_to_identical_text() {
     let list = stdout(&brainlift(&["ir", "list"]));
-    let names: Vec<&str> = list.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     for want in ["dense", "nvar", "rnn-cell", "lif", "rnn-loss", "snn-loss"] {
         assert!(names.contains(&want), "{want} missing from `ir list`");
     }
@@ -40,7 +46,11 @@ fn every_builtin_dump_parses_back_to_identical_text() {
         std::fs::write(&path, &dump.stdout).unwrap();
         let check = brainlift(&["ir", "check", path.to_str().unwrap()]);
         assert!(check.status.success(), "{n}: {}", stderr(&check));
-        assert_eq!(stdout(&check), stdout(&dump), "{n}: check output differs from dump");
+        assert_eq!(
+            stdout(&check),
+            stdout(&dump),
+            "{n}: check output differs from dump"
+        );
     }
 }
 
@@ -56,13 +66,28 @@ fn malformed_files_give_one_located_line_and_nonzero_exit() {
         let o = brainlift(&["ir", "check", p.to_str().unwrap()]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{}: {err}", p.display());
-        assert_eq!(err.trim_end().lines().count(), 1, "{}: not one line: {err}", p.display());
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{}: not one line: {err}",
+            p.display()
+        );
         assert!(!err.contains("panicked"), "{}: {err}", p.display());
         // `error: <file>:<line>:<col>: ...`
-        let loc = err.trim_start_matches("error: ").trim_start_matches(p.to_str().unwrap());
+        let loc = err
+            .trim_start_matches("error: ")
+            .trim_start_matches(p.to_str().unwrap());
         let mut parts = loc.trim_start_matches(':').splitn(3, ':');
-        let line: usize = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("{}: no line in {err}", p.display()));
-        let col: usize = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("{}: no column in {err}", p.display()));
+        let line: usize = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no line in {err}", p.display()));
+        let col: usize = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no column in {err}", p.display()));
         assert!(line >= 1 && col >= 1);
         n += 1;
     }
@@ -72,7 +97,16 @@ fn malformed_files_give_one_located_line_and_nonzero_exit() {
 }
 
 fn run_json(file: &Path, backend: &str) -> serde_json::Value {
-    let o = brainlift(&["ir", "run", file.to_str().unwrap(), "--json", "--seed", "3", "--backend", backend]);
+    let o = brainlift(&[
+        "ir",
+        "run",
+        file.to_str().unwrap(),
+        "--json",
+        "--seed",
+        "3",
+        "--backend",
+        backend,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -82,13 +116,25 @@ fn every_op_runs_alike_in_f32_and_f64() {
     for backend in ["interp", "jit"] {
         let a = run_json(&root().join("tests/ir/every_op.ir"), backend);
         let b = run_json(&root().join("tests/ir/every_op_f32.ir"), backend);
-        let (oa, ob) = (a["outputs"].as_array().unwrap(), b["outputs"].as_array().unwrap());
+        let (oa, ob) = (
+            a["outputs"].as_array().unwrap(),
+            b["outputs"].as_array().unwrap(),
+        );
         assert_eq!(oa.len(), ob.len());
         for (x, y) in oa.iter().zip(ob) {
             assert_eq!(x["shape"], y["shape"]);
-            for (p, q) in x["values"].as_array().unwrap().iter().zip(y["values"].as_array().unwrap()) {
+            for (p, q) in x["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(y["values"].as_array().unwrap())
+            {
                 let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
-                assert!((p - q).abs() <= 1e-5 * p.abs().max(1.0), "{}: {p} vs {q}", x["name"]);
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1.0),
+                    "{}: {p} vs {q}",
+                    x["name"]
+                );
             }
         }
     }
@@ -106,7 +152,11 @@ fn grad_checks_and_rejects_bad_requests() {
 
     let e = brainlift(&["ir", "grad", p, "--wrt", "nope"]);
     assert_eq!(e.status.code(), Some(1));
-    assert!(stderr(&e).contains("no input named 'nope'"), "{}", stderr(&e));
+    assert!(
+        stderr(&e).contains("no input named 'nope'"),
+        "{}",
+        stderr(&e)
+    );
 
     let lif = tmp("lif.ir");
     std::fs::write(&lif, brainlift(&["ir", "dump", "lif"]).stdout).unwrap();

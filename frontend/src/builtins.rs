@@ -31,12 +31,36 @@ fn f64t(d: &[usize]) -> TensorType {
 /// Every built-in, in listing order.
 pub fn builtins() -> Vec<Builtin> {
     vec![
-        Builtin { name: "dense", about: "Dense(90, 3) readout on a batch of 4: x·W + b", build: dense },
-        Builtin { name: "nvar", about: "one step of the tutorial NVAR(3, delay 4, order 2, stride 5) with its delay buffer", build: nvar },
-        Builtin { name: "rnn-cell", about: "one step of a vanilla RNN cell (relu), hidden 16, batch 4", build: rnn_cell },
-        Builtin { name: "lif", about: "one step of the tutorial LIF layer (exp. Euler, surrogate spike, soft reset), 10 neurons, batch 4", build: lif },
-        Builtin { name: "rnn-loss", about: "vanilla RNN (hidden 16, batch 4) over 25 steps with a Dense readout and an MSE loss (scalar)", build: rnn_loss },
-        Builtin { name: "snn-loss", about: "the tutorial spiking net 100->10->2 over 20 steps, cross-entropy of the max-over-time output (scalar)", build: snn_loss },
+        Builtin {
+            name: "dense",
+            about: "Dense(90, 3) readout on a batch of 4: x·W + b",
+            build: dense,
+        },
+        Builtin {
+            name: "nvar",
+            about: "one step of the tutorial NVAR(3, delay 4, order 2, stride 5) with its delay buffer",
+            build: nvar,
+        },
+        Builtin {
+            name: "rnn-cell",
+            about: "one step of a vanilla RNN cell (relu), hidden 16, batch 4",
+            build: rnn_cell,
+        },
+        Builtin {
+            name: "lif",
+            about: "one step of the tutorial LIF layer (exp. Euler, surrogate spike, soft reset), 10 neurons, batch 4",
+            build: lif,
+        },
+        Builtin {
+            name: "rnn-loss",
+            about: "vanilla RNN (hidden 16, batch 4) over 25 steps with a Dense readout and an MSE loss (scalar)",
+            build: rnn_loss,
+        },
+        Builtin {
+            name: "snn-loss",
+            about: "the tutorial spiking net 100->10->2 over 20 steps, cross-entropy of the max-over-time output (scalar)",
+            build: snn_loss,
+        },
     ]
 }
 
@@ -147,7 +171,13 @@ fn snn_loss() -> Result<Function> {
             Ok((vec![g1, v, g2, o.clone()], vec![o]))
         })?;
         let logits = ys[0].max(&[0], false);
-        let classes = tr.push1(Op::Iota { ty: TensorType::new(DType::I32, [b, 2]), axis: 1 }, &[]);
+        let classes = tr.push1(
+            Op::Iota {
+                ty: TensorType::new(DType::I32, [b, 2]),
+                axis: 1,
+            },
+            &[],
+        );
         let onehot = labels.expand_dims(1).eq_elem(&classes).cast(DType::F64);
         let ce = (logits.logsumexp(1, false) - (&logits * &onehot).sum(&[1], false)).mean_all();
         Ok(vec![("loss".into(), ce)])
