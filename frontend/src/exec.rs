@@ -232,3 +232,28 @@ pub fn vars_by_id(module: &dyn VarOwner) -> HashMap<u64, (String, Variable)> {
         .map(|(p, v)| (v.id(), (p, v)))
         .collect()
 }
+
+/// Traces one step of `model` on an input of type `x_ty`: inputs `x` then the variables read;
+/// outputs `y` then the new value of every state the step wrote (`state.<path>`).
+pub fn trace_step(
+    name: &str,
+    model: &dyn Module,
+    x_ty: &TensorType,
+) -> Result<(Function, Binding)> {
+    let tr = Tracer::new(name);
+    tr.name_vars(model, "");
+    let x = tr.input("x", x_ty.clone());
+    let y = model.update(&x);
+    let mut outs = vec![("y".to_string(), y)];
+    let mut state_outputs = vec![];
+    let written = tr.written_vars();
+    for (path, v) in state_vars(model) {
+        if written.contains(&v.id()) {
+            state_outputs.push((outs.len(), v.id()));
+            outs.push((format!("state.{path}"), tr.read_var(&v)));
+        }
+    }
+    let f = tr.finish(&outs)?;
+    let binding = binding_of(&tr, f.params.len(), &state_outputs);
+    Ok((f, binding))
+}

@@ -4,6 +4,7 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+pub mod builtins;
 pub mod datasets;
 pub mod dt;
 pub mod error;
@@ -23,7 +24,7 @@ pub use brainlift_runtime::Backend;
 pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
 pub use error::{Error, Result, TraceError};
-pub use exec::{Binding, Bound, run_over_time, trace_over_time};
+pub use exec::{Binding, Bound, run_over_time, trace_over_time, trace_step};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
 pub use vars::{
