@@ -43,14 +43,18 @@ const OTHER_OPS: [&str; 16] = [
 
 /// Parses one function in the IR text format and verifies it.
 pub fn parse_function(src: &str) -> Result<Function, IrError> {
-    let mut p = Parser { toks: lex(src)?, pos: 0 };
+    let mut p = Parser {
+        toks: lex(src)?,
+        pos: 0,
+    };
     let start = p.peek().clone();
     let f = p.function(0)?;
     let end = p.peek();
     if end.tok != Tok::Eof {
-        return Err(
-            end.err(format!("expected end of input after the function, found {}", end.describe()))
-        );
+        return Err(end.err(format!(
+            "expected end of input after the function, found {}",
+            end.describe()
+        )));
     }
     crate::verify(&f).map_err(|e| start.err(e.to_string()))?;
     Ok(f)
@@ -88,7 +92,11 @@ struct Token<'a> {
 
 impl Token<'_> {
     fn err(&self, msg: String) -> IrError {
-        IrError::Parse { line: self.line, col: self.col, msg }
+        IrError::Parse {
+            line: self.line,
+            col: self.col,
+            msg,
+        }
     }
 
     /// The token as quoted in error messages (long tokens shortened).
@@ -159,7 +167,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn err(&self, msg: String) -> IrError {
-        IrError::Parse { line: self.line, col: self.col, msg }
+        IrError::Parse {
+            line: self.line,
+            col: self.col,
+            msg,
+        }
     }
 
     /// Skips whitespace and `//` comments.
@@ -208,14 +220,20 @@ impl<'a> Lexer<'a> {
                 self.bump();
             }
             if self.eat_while(|c| c.is_ascii_digit()).is_empty() {
-                let msg =
-                    format!("expected exponent digits in number '{}'", &self.src[start..self.i]);
+                let msg = format!(
+                    "expected exponent digits in number '{}'",
+                    &self.src[start..self.i]
+                );
                 return Err(IrError::Parse { line, col, msg });
             }
             float = true;
         }
         let text = &self.src[start..self.i];
-        Ok(if float { Tok::Float(text) } else { Tok::Int(text) })
+        Ok(if float {
+            Tok::Float(text)
+        } else {
+            Tok::Int(text)
+        })
     }
 
     fn string(&mut self) -> Result<Tok<'a>, IrError> {
@@ -237,7 +255,11 @@ impl<'a> Lexer<'a> {
                             .map_or("end of input".into(), |c| format!("'{}'", c.escape_debug()));
                         let msg =
                             format!("expected '\"' or '\\' after '\\' in a string, found {found}");
-                        return Err(IrError::Parse { line: esc_line, col: esc_col, msg });
+                        return Err(IrError::Parse {
+                            line: esc_line,
+                            col: esc_col,
+                            msg,
+                        });
                     }
                 },
                 Some(c) => s.push(c),
@@ -248,13 +270,22 @@ impl<'a> Lexer<'a> {
 
 /// Splits `src` into tokens, ending with [`Tok::Eof`].
 fn lex(src: &str) -> Result<Vec<Token<'_>>, IrError> {
-    let mut lx = Lexer { src, i: 0, line: 1, col: 1 };
+    let mut lx = Lexer {
+        src,
+        i: 0,
+        line: 1,
+        col: 1,
+    };
     let mut toks = vec![];
     loop {
         lx.skip_trivia();
         let (line, col) = (lx.line, lx.col);
         let Some(c) = lx.peek_nth(0) else {
-            toks.push(Token { tok: Tok::Eof, line, col });
+            toks.push(Token {
+                tok: Tok::Eof,
+                line,
+                col,
+            });
             return Ok(toks);
         };
         let tok = match c {
@@ -342,7 +373,8 @@ impl<'a> Attrs<'a> {
 
     fn required(&mut self, name: &str) -> Result<Attr<'a>, IrError> {
         let op = self.op;
-        self.take(name).ok_or_else(|| self.at.err(format!("{op}: missing attribute '{name}'")))
+        self.take(name)
+            .ok_or_else(|| self.at.err(format!("{op}: missing attribute '{name}'")))
     }
 
     fn bad(&self, a: &Attr, what: &str) -> IrError {
@@ -411,10 +443,14 @@ impl<'a> Attrs<'a> {
             (Some(a), None) => (a, true),
             (None, Some(a)) => (a, false),
             (Some(_), Some(a)) => {
-                return Err(a.at.err("constant: give 'value' or 'values', not both".into()));
+                return Err(a
+                    .at
+                    .err("constant: give 'value' or 'values', not both".into()));
             }
             (None, None) => {
-                return Err(self.at.err("constant: missing attribute 'value' or 'values'".into()));
+                return Err(self
+                    .at
+                    .err("constant: missing attribute 'value' or 'values'".into()));
             }
         };
         let scalars = match (&a.value, splat) {
@@ -431,7 +467,10 @@ impl<'a> Attrs<'a> {
             )));
         }
         let d = ty.dtype;
-        let data = scalars.iter().map(|s| element(&a.at, d, s)).collect::<Result<Vec<_>, _>>()?;
+        let data = scalars
+            .iter()
+            .map(|s| element(&a.at, d, s))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Constant::from_values(ty, data))
     }
 }
@@ -439,21 +478,32 @@ impl<'a> Attrs<'a> {
 /// A non-negative integer literal of at most [`MAX_ELEMENTS`].
 fn bounded_int(at: &Token, text: &str) -> Result<usize, IrError> {
     let n = text.parse::<u64>().ok().filter(|&n| n <= MAX_ELEMENTS);
-    n.and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| at.err(format!("integer {} is too large (at most 2^40)", short(text))))
+    n.and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+        at.err(format!(
+            "integer {} is too large (at most 2^40)",
+            short(text)
+        ))
+    })
 }
 
 /// One constant element of dtype `d`: `true`/`false` for bool, an integer for i32, any
 /// number (or `nan`, `inf`, `-inf`) for floats; `f32` literals are rounded once, directly.
 fn element(at: &Token, d: DType, s: &Scalar) -> Result<f64, IrError> {
-    let bad =
-        |what: &str| at.err(format!("constant: {d} values must be {what}, found {}", s.describe()));
+    let bad = |what: &str| {
+        at.err(format!(
+            "constant: {d} values must be {what}, found {}",
+            s.describe()
+        ))
+    };
     match (d, s) {
         (DType::Bool, Scalar::Bool(b)) => Ok(f64::from(u8::from(*b))),
         (DType::Bool, _) => Err(bad("true or false")),
         (DType::I32, Scalar::Num { text, int: true }) => match text.parse::<i32>() {
             Ok(v) => Ok(f64::from(v)),
-            Err(_) => Err(at.err(format!("constant: i32 value {} is out of range", short(text)))),
+            Err(_) => Err(at.err(format!(
+                "constant: i32 value {} is out of range",
+                short(text)
+            ))),
         },
         (DType::I32, _) => Err(bad("integers")),
         (_, Scalar::Num { text, .. }) => {
@@ -486,9 +536,13 @@ fn element(at: &Token, d: DType, s: &Scalar) -> Result<f64, IrError> {
 
 /// The attribute-free ops and the reductions, looked up in the `ALL` tables of `op.rs`.
 fn table_op(name: &str) -> Option<Op> {
-    let simple = UnaryOp::ALL.map(Op::Unary).into_iter().chain(BinaryOp::ALL.map(Op::Binary));
-    let simple =
-        simple.chain(CompareOp::ALL.map(Op::Compare)).chain([Op::Select, Op::StopGradient]);
+    let simple = UnaryOp::ALL
+        .map(Op::Unary)
+        .into_iter()
+        .chain(BinaryOp::ALL.map(Op::Binary));
+    let simple = simple
+        .chain(CompareOp::ALL.map(Op::Compare))
+        .chain([Op::Select, Op::StopGradient]);
     let reduce = ReduceOp::ALL.map(|op| Op::Reduce { op, axes: vec![] });
     simple.chain(reduce).find(|op| op.name() == name)
 }
@@ -557,7 +611,9 @@ impl<'a> Parser<'a> {
                 return Ok(out);
             } else if !t.is(',') {
                 let found = t.describe();
-                return Err(t.err(format!("expected ',' or '{close}' in {what}, found {found}")));
+                return Err(t.err(format!(
+                    "expected ',' or '{close}' in {what}, found {found}"
+                )));
             }
         }
     }
@@ -573,7 +629,10 @@ impl<'a> Parser<'a> {
         }
         let t = self.next();
         let Tok::Global(name) = t.tok else {
-            return Err(t.err(format!("expected a function name '@name', found {}", t.describe())));
+            return Err(t.err(format!(
+                "expected a function name '@name', found {}",
+                t.describe()
+            )));
         };
         let mut b = FunctionBuilder::new(name);
         let mut scope: HashMap<&'a str, ValueId> = HashMap::new();
@@ -596,7 +655,10 @@ impl<'a> Parser<'a> {
         })?;
         let t = self.next();
         if t.tok != Tok::Arrow {
-            return Err(t.err(format!("expected '->' after the inputs, found {}", t.describe())));
+            return Err(t.err(format!(
+                "expected '->' after the inputs, found {}",
+                t.describe()
+            )));
         }
         self.expect('(', "to open the output list")?;
         let mut outputs: Vec<(&str, TensorType)> = vec![];
@@ -637,7 +699,10 @@ impl<'a> Parser<'a> {
                         }
                     }
                     self.expect('}', "after return")?;
-                    let outs = outputs.iter().zip(vals).map(|((n, _), (v, ..))| (n.to_string(), v));
+                    let outs = outputs
+                        .iter()
+                        .zip(vals)
+                        .map(|((n, _), (v, ..))| (n.to_string(), v));
                     return Ok(b.finish(outs));
                 }
                 _ => {
@@ -654,20 +719,30 @@ impl<'a> Parser<'a> {
     fn ty(&mut self) -> Result<TensorType, IrError> {
         let t = self.next();
         let Tok::Ident(d) = t.tok else {
-            return Err(t.err(format!("expected a type like 'f64[4,16]', found {}", t.describe())));
+            return Err(t.err(format!(
+                "expected a type like 'f64[4,16]', found {}",
+                t.describe()
+            )));
         };
         let dtype = DType::from_name(d).ok_or_else(|| {
-            t.err(format!("unknown dtype '{d}' (expected f32, f64, i32 or bool)"))
+            t.err(format!(
+                "unknown dtype '{d}' (expected f32, f64, i32 or bool)"
+            ))
         })?;
         self.expect('[', &format!("after dtype {dtype}"))?;
         let dims = self.list(']', "shape", |p| {
             let d = p.next();
             match d.tok {
                 Tok::Int(s) => bounded_int(&d, s),
-                _ => Err(d.err(format!("expected a dimension in shape, found {}", d.describe()))),
+                _ => Err(d.err(format!(
+                    "expected a dimension in shape, found {}",
+                    d.describe()
+                ))),
             }
         })?;
-        let n = dims.iter().fold(1u64, |n, &d| n.saturating_mul(d.max(1) as u64));
+        let n = dims
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d.max(1) as u64));
         let ty = TensorType::new(dtype, dims);
         if n > MAX_ELEMENTS {
             return Err(t.err(format!("type {ty} has more than 2^40 elements")));
@@ -684,11 +759,13 @@ impl<'a> Parser<'a> {
                 let t = self.next();
                 let Tok::Value(n) = t.tok else {
                     let found = t.describe();
-                    return Err(
-                        t.err(format!("expected an operand '%name' after ',', found {found}"))
-                    );
+                    return Err(t.err(format!(
+                        "expected an operand '%name' after ',', found {found}"
+                    )));
                 };
-                let v = *scope.get(n).ok_or_else(|| t.err(format!("undefined value %{n}")))?;
+                let v = *scope
+                    .get(n)
+                    .ok_or_else(|| t.err(format!("undefined value %{n}")))?;
                 out.push((v, n, t));
                 if !self.peek().is(',') {
                     break;
@@ -698,8 +775,15 @@ impl<'a> Parser<'a> {
         }
         let t = self.peek();
         if t.line == self.prev_line() && !(t.is('{') || t.is('}') || t.tok == Tok::Eof) {
-            let what = if out.is_empty() { "an operand '%name'" } else { "','" };
-            return Err(t.err(format!("expected {what} or end of line, found {}", t.describe())));
+            let what = if out.is_empty() {
+                "an operand '%name'"
+            } else {
+                "','"
+            };
+            return Err(t.err(format!(
+                "expected {what} or end of line, found {}",
+                t.describe()
+            )));
         }
         Ok(out)
     }
@@ -732,14 +816,20 @@ impl<'a> Parser<'a> {
         if !is_known_op(name) {
             return Err(op_tok.err(format!("unknown op '{name}'")));
         }
-        let mut attrs = Attrs { op: name, at: op_tok.clone(), items: vec![] };
+        let mut attrs = Attrs {
+            op: name,
+            at: op_tok.clone(),
+            items: vec![],
+        };
         if self.peek().is('[') {
             self.next();
             attrs.items = self.list(']', &format!("the attributes of {name}"), Self::attr)?;
         }
         let mut seen = HashSet::new();
         if let Some(a) = attrs.items.iter().find(|a| !seen.insert(a.name)) {
-            return Err(a.at.err(format!("{name}: attribute '{}' is given twice", a.name)));
+            return Err(a
+                .at
+                .err(format!("{name}: attribute '{}' is given twice", a.name)));
         }
         let args: Vec<ValueId> = self.operands(scope)?.into_iter().map(|(v, ..)| v).collect();
         let mut bodies = vec![];
@@ -777,7 +867,10 @@ impl<'a> Parser<'a> {
     fn attr(&mut self) -> Result<Attr<'a>, IrError> {
         let t = self.next();
         let Tok::Ident(name) = t.tok else {
-            return Err(t.err(format!("expected an attribute name, found {}", t.describe())));
+            return Err(t.err(format!(
+                "expected an attribute name, found {}",
+                t.describe()
+            )));
         };
         self.expect('=', &format!("after attribute name '{name}'"))?;
         let value = if self.peek().is('[') {
@@ -804,10 +897,16 @@ impl<'a> Parser<'a> {
                 match u.tok {
                     Tok::Int(s) => num(format!("-{s}"), true),
                     Tok::Float(s) | Tok::Ident(s @ "inf") => num(format!("-{s}"), false),
-                    _ => Err(u.err(format!("expected a number after '-', found {}", u.describe()))),
+                    _ => Err(u.err(format!(
+                        "expected a number after '-', found {}",
+                        u.describe()
+                    ))),
                 }
             }
-            _ => Err(t.err(format!("expected an attribute value, found {}", t.describe()))),
+            _ => Err(t.err(format!(
+                "expected an attribute value, found {}",
+                t.describe()
+            ))),
         }
     }
 }
@@ -834,27 +933,52 @@ fn build_op(
     // constant, iota, cast, reshape and broadcast read their shape/dtype from the result type.
     let result_ty = || match results {
         [(_, ty, _)] => Ok(ty.clone()),
-        _ => Err(at.err(format!("{name} defines one result, {} declared", results.len()))),
+        _ => Err(at.err(format!(
+            "{name} defines one result, {} declared",
+            results.len()
+        ))),
     };
     let op = match table_op(name) {
-        Some(Op::Reduce { op, .. }) => Op::Reduce { op, axes: attrs.ints("axes")? },
+        Some(Op::Reduce { op, .. }) => Op::Reduce {
+            op,
+            axes: attrs.ints("axes")?,
+        },
         Some(op) => op,
         None => match name {
             "constant" => Op::Constant(attrs.constant(result_ty()?)?),
-            "iota" => Op::Iota { ty: result_ty()?, axis: attrs.int("axis")? },
+            "iota" => Op::Iota {
+                ty: result_ty()?,
+                axis: attrs.int("axis")?,
+            },
             "cast" => Op::Cast(result_ty()?.dtype),
-            "broadcast" => Op::Broadcast { shape: result_ty()?.shape, dims: attrs.ints("dims")? },
+            "broadcast" => Op::Broadcast {
+                shape: result_ty()?.shape,
+                dims: attrs.ints("dims")?,
+            },
             "reshape" => Op::Reshape(result_ty()?.shape),
             "transpose" => Op::Transpose(attrs.ints("perm")?),
-            "slice" => Op::Slice { start: attrs.ints("start")?, end: attrs.ints("end")? },
-            "pad" => Op::Pad { low: attrs.ints("low")?, high: attrs.ints("high")? },
-            "concat" => Op::Concat { axis: attrs.int("axis")? },
-            "argmax" => Op::Argmax { axis: attrs.int("axis")? },
+            "slice" => Op::Slice {
+                start: attrs.ints("start")?,
+                end: attrs.ints("end")?,
+            },
+            "pad" => Op::Pad {
+                low: attrs.ints("low")?,
+                high: attrs.ints("high")?,
+            },
+            "concat" => Op::Concat {
+                axis: attrs.int("axis")?,
+            },
+            "argmax" => Op::Argmax {
+                axis: attrs.int("axis")?,
+            },
             "matmul" => Op::Matmul {
                 transpose_lhs: attrs.flag("transpose_lhs")?,
                 transpose_rhs: attrs.flag("transpose_rhs")?,
             },
-            "cumsum" => Op::Cumsum { axis: attrs.int("axis")?, reverse: attrs.flag("reverse")? },
+            "cumsum" => Op::Cumsum {
+                axis: attrs.int("axis")?,
+                reverse: attrs.flag("reverse")?,
+            },
             "scan" => Op::Scan(Box::new(Scan {
                 length: attrs.int("length")?,
                 num_carry: attrs.int("num_carry")?,
@@ -866,7 +990,11 @@ fn build_op(
                 let name = attrs.string("name")?;
                 let backward = bodies.remove(1);
                 let forward = bodies.remove(0);
-                Op::CustomVjp(Box::new(CustomVjp { name, forward, backward }))
+                Op::CustomVjp(Box::new(CustomVjp {
+                    name,
+                    forward,
+                    backward,
+                }))
             }
             _ => return Err(at.err(format!("unknown op '{name}'"))),
         },

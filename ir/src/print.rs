@@ -95,7 +95,13 @@ impl fmt::Display for ValueName<'_> {
 fn write_attrs(w: &mut impl Write, op: &Op) -> fmt::Result {
     let mut attrs: Vec<(&str, String)> = vec![];
     let ints = |v: &[usize]| {
-        format!("[{}]", v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
     };
     match op {
         Op::Constant(c) => {
@@ -122,7 +128,10 @@ fn write_attrs(w: &mut impl Write, op: &Op) -> fmt::Result {
             attrs.push(("high", ints(high)));
         }
         Op::Reduce { axes, .. } => attrs.push(("axes", ints(axes))),
-        Op::Matmul { transpose_lhs, transpose_rhs } => {
+        Op::Matmul {
+            transpose_lhs,
+            transpose_rhs,
+        } => {
             flag(&mut attrs, "transpose_lhs", *transpose_lhs);
             flag(&mut attrs, "transpose_rhs", *transpose_rhs);
         }

@@ -13,7 +13,10 @@ fn parse_checked(src: &str) -> Result<(), IrError> {
         Ok(_) => Ok(()),
         Err(e @ IrError::Parse { line, col, .. }) => {
             let lines = src.split('\n').count();
-            assert!(line >= 1 && line <= lines && col >= 1, "bad position in {e} for {src:?}");
+            assert!(
+                line >= 1 && line <= lines && col >= 1,
+                "bad position in {e} for {src:?}"
+            );
             Err(e)
         }
         Err(e) => panic!("non-parse error {e} for {src:?}"),
@@ -121,16 +124,31 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         src.push_str("func @f() -> () {\n = scan[length=1, num_carry=0, num_xs=0] {\n");
     }
     let err = parse_function(&src).unwrap_err();
-    assert!(err.to_string().contains("nested more than 16 deep"), "{err}");
+    assert!(
+        err.to_string().contains("nested more than 16 deep"),
+        "{err}"
+    );
 }
 
 #[test]
 fn huge_numbers_do_not_overflow_or_allocate() {
     let cases = [
-        ("func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}", "too large"),
-        ("func @f(%x: f64[1099511627777]) -> () {\n return\n}", "too large (at most 2^40)"),
-        ("func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}", "more than 2^40 elements"),
-        ("func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}", "more than 2^40"),
+        (
+            "func @f(%x: f64[99999999999999999999999]) -> () {\n return\n}",
+            "too large",
+        ),
+        (
+            "func @f(%x: f64[1099511627777]) -> () {\n return\n}",
+            "too large (at most 2^40)",
+        ),
+        (
+            "func @f(%x: f64[1048576,1048576,2]) -> () {\n return\n}",
+            "more than 2^40 elements",
+        ),
+        (
+            "func @f(%x: f64[0,1099511627776,1099511627776]) -> () {\n return\n}",
+            "more than 2^40",
+        ),
         (
             "func @f(%x: f64[1]) -> () {\n %0: f64[2] = pad[low=[0], high=[18446744073709551615]] %x\n return\n}",
             "too large",
@@ -160,12 +178,26 @@ fn large_inputs_stay_linear() {
         "func @f() -> () {{\n  {} = constant[value=1.0]\n  return\n}}\n",
         results.join(", ")
     );
-    assert!(parse_function(&src).unwrap_err().to_string().contains("constant defines one result"));
+    assert!(
+        parse_function(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("constant defines one result")
+    );
     let attrs: Vec<String> = (0..n).map(|i| format!("a{i}=1")).collect();
     let src = format!(
         "func @f() -> () {{\n  %0: f64[] = constant[value=1.0, {}]\n  return\n}}\n",
         attrs.join(", ")
     );
-    assert!(parse_function(&src).unwrap_err().to_string().contains("unknown attribute 'a0'"));
-    assert!(start.elapsed().as_secs_f64() < 5.0, "took {:?}", start.elapsed());
+    assert!(
+        parse_function(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown attribute 'a0'")
+    );
+    assert!(
+        start.elapsed().as_secs_f64() < 5.0,
+        "took {:?}",
+        start.elapsed()
+    );
 }

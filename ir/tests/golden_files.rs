@@ -29,7 +29,10 @@ fn golden_files() -> Vec<(String, String)> {
 
 /// The text without its full-line comments (which the printer does not reproduce).
 fn without_comments(text: &str) -> String {
-    text.lines().filter(|l| !l.trim_start().starts_with("//")).map(|l| format!("{l}\n")).collect()
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn parse_file(name: &str) -> Function {
@@ -41,12 +44,25 @@ fn parse_file(name: &str) -> Function {
 fn golden_files_print_back_identically() {
     let files = golden_files();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["dense.ir", "rnn_cell.ir", "every_op.ir", "every_op_f32.ir", "scan_rnn.ir"] {
-        assert!(names.contains(&want), "missing tests/ir/{want}; found {names:?}");
+    for want in [
+        "dense.ir",
+        "rnn_cell.ir",
+        "every_op.ir",
+        "every_op_f32.ir",
+        "scan_rnn.ir",
+    ] {
+        assert!(
+            names.contains(&want),
+            "missing tests/ir/{want}; found {names:?}"
+        );
     }
     for (name, text) in &files {
         let f = parse_function(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(print_function(&f), without_comments(text), "{name} is not in canonical form");
+        assert_eq!(
+            print_function(&f),
+            without_comments(text),
+            "{name} is not in canonical form"
+        );
     }
 }
 
@@ -57,7 +73,10 @@ fn every_op_files_use_every_op_and_share_their_structure() {
         for_each_op(&parse_file(name), &mut |op, _| {
             used.insert(op.name());
         });
-        let missing: Vec<&str> = all_op_names().into_iter().filter(|n| !used.contains(n)).collect();
+        let missing: Vec<&str> = all_op_names()
+            .into_iter()
+            .filter(|n| !used.contains(n))
+            .collect();
         assert!(missing.is_empty(), "{name} does not use {missing:?}");
     }
     let f64_text = print_function(&parse_file("every_op.ir"));
@@ -68,14 +87,27 @@ fn every_op_files_use_every_op_and_share_their_structure() {
 #[test]
 fn golden_files_have_the_expected_interfaces() {
     let f = parse_file("scan_rnn.ir");
-    let outs: Vec<String> =
-        f.outputs.iter().map(|o| format!("{}: {}", o.name, f.ty(o.value))).collect();
+    let outs: Vec<String> = f
+        .outputs
+        .iter()
+        .map(|o| format!("{}: {}", o.name, f.ty(o.value)))
+        .collect();
     assert_eq!(outs, ["h_final: f64[4,16]", "loss: f64[]"]);
     assert_eq!(f.op_count(), 15);
     let f = parse_file("rnn_cell.ir");
-    let ins: Vec<String> = f.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
+    let ins: Vec<String> = f
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.ty))
+        .collect();
     assert_eq!(
         ins,
-        ["x: f64[4,1]", "h: f64[4,16]", "wi: f64[1,16]", "wh: f64[16,16]", "b: f64[16]"]
+        [
+            "x: f64[4,1]",
+            "h: f64[4,16]",
+            "wi: f64[1,16]",
+            "wh: f64[16,16]",
+            "b: f64[16]"
+        ]
     );
 }

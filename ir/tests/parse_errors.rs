@@ -27,7 +27,11 @@ fn bad_files() -> Vec<(String, String)> {
 #[test]
 fn every_bad_file_gives_the_stated_error_at_the_stated_place() {
     let files = bad_files();
-    assert!(files.len() >= 24, "only {} files in tests/ir/bad", files.len());
+    assert!(
+        files.len() >= 24,
+        "only {} files in tests/ir/bad",
+        files.len()
+    );
     let mut failures = vec![];
     for (name, text) in &files {
         let mut lines = text.lines();
@@ -35,8 +39,10 @@ fn every_bad_file_gives_the_stated_error_at_the_stated_place() {
             .next()
             .and_then(|l| l.strip_prefix("// error: "))
             .expect("first line: // error: ..");
-        let at =
-            lines.next().and_then(|l| l.strip_prefix("// at: ")).expect("second line: // at: L:C");
+        let at = lines
+            .next()
+            .and_then(|l| l.strip_prefix("// at: "))
+            .expect("second line: // at: L:C");
         match parse_function(text) {
             Err(IrError::Parse { line, col, msg }) => {
                 if !msg.contains(want) || at != format!("{line}:{col}") {

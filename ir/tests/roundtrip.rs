@@ -16,7 +16,11 @@ fn roundtrip(seed: u64) {
     let text = print_function(&f);
     let g = parse_function(&text).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
     assert_eq!(g, f, "seed {seed}: parse(print(f)) != f\n{text}");
-    assert_eq!(print_function(&g), text, "seed {seed}: printing is not a fixed point");
+    assert_eq!(
+        print_function(&g),
+        text,
+        "seed {seed}: printing is not a fixed point"
+    );
     assert_eq!(g.to_string(), text, "Display and print_function differ");
 }
 
@@ -59,7 +63,10 @@ fn features(f: &brainlift_ir::Function) -> BTreeSet<String> {
             }
             Op::Unary(_) | Op::Binary(_) | Op::Reduce { .. } | Op::Matmul { .. } | Op::Cast(_) => {
                 let key = match op {
-                    Op::Matmul { transpose_lhs, transpose_rhs } => {
+                    Op::Matmul {
+                        transpose_lhs,
+                        transpose_rhs,
+                    } => {
                         format!("matmul {transpose_lhs} {transpose_rhs}")
                     }
                     Op::Cast(d) => format!("cast to {d}"),
@@ -100,24 +107,44 @@ fn generator_covers_every_op_and_variant() {
         want.push(format!("cast to {d}"));
     }
     // Every op on every dtype it accepts.
-    let (floats, numeric) =
-        (&[DType::F32, DType::F64][..], &[DType::F32, DType::F64, DType::I32][..]);
+    let (floats, numeric) = (
+        &[DType::F32, DType::F64][..],
+        &[DType::F32, DType::F64, DType::I32][..],
+    );
     let mut on = |names: Vec<&str>, dtypes: &[DType]| {
         for n in names {
             want.extend(dtypes.iter().map(|d| format!("{n} on {d}")));
         }
     };
     for u in UnaryOp::ALL {
-        on(vec![u.name()], if u.allows_int() { numeric } else { floats });
+        on(
+            vec![u.name()],
+            if u.allows_int() { numeric } else { floats },
+        );
     }
     for b in BinaryOp::ALL {
-        on(vec![b.name()], if b.allows_int() { numeric } else { floats });
+        on(
+            vec![b.name()],
+            if b.allows_int() { numeric } else { floats },
+        );
     }
-    on(CompareOp::ALL.iter().map(|c| c.name()).collect(), &DType::ALL);
+    on(
+        CompareOp::ALL.iter().map(|c| c.name()).collect(),
+        &DType::ALL,
+    );
     on(ReduceOp::ALL.iter().map(|r| r.name()).collect(), numeric);
     on(vec!["iota", "argmax", "matmul", "cumsum"], numeric);
     on(
-        vec!["constant", "select", "cast", "broadcast", "reshape", "transpose", "slice", "pad"],
+        vec![
+            "constant",
+            "select",
+            "cast",
+            "broadcast",
+            "reshape",
+            "transpose",
+            "slice",
+            "pad",
+        ],
         &DType::ALL,
     );
     on(vec!["concat", "stop_gradient", "scan"], &DType::ALL);
@@ -131,12 +158,20 @@ fn generator_covers_every_op_and_variant() {
         want.push(format!("matmul {a} {b}"));
     }
     want.extend(
-        ["cumsum reverse=false", "cumsum reverse=true", "scan reverse=false", "scan reverse=true"]
-            .map(String::from),
+        [
+            "cumsum reverse=false",
+            "cumsum reverse=true",
+            "scan reverse=false",
+            "scan reverse=true",
+        ]
+        .map(String::from),
     );
     want.extend(["scan consts", "nested scan", "constant values"].map(String::from));
     let missing: Vec<&String> = want.iter().filter(|k| !seen.contains(*k)).collect();
-    assert!(missing.is_empty(), "the generator never produced: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the generator never produced: {missing:?}"
+    );
 }
 
 #[test]

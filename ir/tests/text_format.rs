@@ -23,14 +23,43 @@ fn canonical_form_of_a_built_function() {
     let h0 = b.param("h0", t(DType::F64, &[2]));
     let xs = b.param("xs", t(DType::F64, &[3, 2]));
     let c = b
-        .push1(Op::Constant(Constant::from_values(t(DType::F32, &[3]), vec![0.1, -0.0, 1e-7])), &[])
+        .push1(
+            Op::Constant(Constant::from_values(
+                t(DType::F32, &[3]),
+                vec![0.1, -0.0, 1e-7],
+            )),
+            &[],
+        )
         .unwrap();
-    let i = b.push1(Op::Iota { ty: t(DType::I32, &[2, 3]), axis: 1 }, &[]).unwrap();
-    let m = b.push1(Op::Constant(Constant::splat(t(DType::Bool, &[2]), 1.0)), &[]).unwrap();
-    let scan = Scan { length: 3, num_carry: 1, num_xs: 1, reverse: true, body };
+    let i = b
+        .push1(
+            Op::Iota {
+                ty: t(DType::I32, &[2, 3]),
+                axis: 1,
+            },
+            &[],
+        )
+        .unwrap();
+    let m = b
+        .push1(
+            Op::Constant(Constant::splat(t(DType::Bool, &[2]), 1.0)),
+            &[],
+        )
+        .unwrap();
+    let scan = Scan {
+        length: 3,
+        num_carry: 1,
+        num_xs: 1,
+        reverse: true,
+        body,
+    };
     let r = b.push(Op::Scan(Box::new(scan)), &[h0, xs]).unwrap();
     let sel = b.select(m, r[0], h0).unwrap();
-    let f = b.finish([("out".to_string(), sel), ("c".to_string(), c), ("i".to_string(), i)]);
+    let f = b.finish([
+        ("out".to_string(), sel),
+        ("c".to_string(), c),
+        ("i".to_string(), i),
+    ]);
     expect![[r#"
         func @demo(%h0: f64[2], %xs: f64[3,2]) -> (out: f64[2], c: f32[3], i: i32[2,3]) {
           %0: f32[3] = constant[values=[0.1, -0.0, 1e-7]]
@@ -76,8 +105,18 @@ fn literal_forms_per_dtype() {
         let src =
             format!("func @f() -> (o: {ty}) {{\n  %0: {ty} = constant[{attr}]\n  return %0\n}}\n");
         let f = parse_function(&src).unwrap_or_else(|e| panic!("{attr}: {e}"));
-        let Op::Constant(c) = &f.insts[0].op else { panic!("not a constant") };
-        (c.data.to_vec(), print_function(&f).lines().nth(1).unwrap().trim().to_string())
+        let Op::Constant(c) = &f.insts[0].op else {
+            panic!("not a constant")
+        };
+        (
+            c.data.to_vec(),
+            print_function(&f)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .trim()
+                .to_string(),
+        )
     };
     // f32 literals are rounded once to f32 and print in f32's shortest form.
     let (d, line) = one("f32[2]", "values=[0.1, 16777217]");
@@ -91,7 +130,10 @@ fn literal_forms_per_dtype() {
             && d[2].is_nan()
             && d[3] == f64::NEG_INFINITY
     );
-    assert_eq!(line, "%0: f64[4] = constant[values=[-0.0, 1e21, nan, -inf]]");
+    assert_eq!(
+        line,
+        "%0: f64[4] = constant[values=[-0.0, 1e21, nan, -inf]]"
+    );
     let (d, line) = one("i32[2]", "values=[-2147483648, 7]");
     assert_eq!(d, vec![-2147483648.0, 7.0]);
     assert_eq!(line, "%0: i32[2] = constant[values=[-2147483648, 7]]");
@@ -99,7 +141,10 @@ fn literal_forms_per_dtype() {
     assert_eq!(d, vec![1.0, 0.0, 1.0]);
     assert_eq!(line, "%0: bool[3] = constant[values=[true, false, true]]");
     // A one-element list is the same constant as a splat and prints as one.
-    assert_eq!(one("f64[1]", "values=[2.5]").1, "%0: f64[1] = constant[value=2.5]");
+    assert_eq!(
+        one("f64[1]", "values=[2.5]").1,
+        "%0: f64[1] = constant[value=2.5]"
+    );
 }
 
 #[test]
@@ -115,11 +160,21 @@ fn strings_escape_quotes_and_backslashes() {
     let x = b.param("x", t(DType::F64, &[]));
     let name = "say \"hi\" \\ bye".to_string();
     let r = b
-        .push1(Op::CustomVjp(Box::new(CustomVjp { name, forward: fwd, backward: bwd })), &[x])
+        .push1(
+            Op::CustomVjp(Box::new(CustomVjp {
+                name,
+                forward: fwd,
+                backward: bwd,
+            })),
+            &[x],
+        )
         .unwrap();
     let f = b.finish([("y".to_string(), r)]);
     let text = print_function(&f);
-    assert!(text.contains(r#"custom_vjp[name="say \"hi\" \\ bye"] %x {"#), "{text}");
+    assert!(
+        text.contains(r#"custom_vjp[name="say \"hi\" \\ bye"] %x {"#),
+        "{text}"
+    );
     assert_eq!(parse_function(&text).unwrap(), f);
 }
 

@@ -23,7 +23,13 @@ pub struct Nvar {
 impl Nvar {
     /// `Nvar::new(num_in, delay, order, stride, constant)`: `order` lists the monomial degrees
     /// (e.g. `&[2]`; empty for a linear NVAR). Batch size 1 until [`Module::reset_state`].
-    pub fn new(num_in: usize, delay: usize, order: &[usize], stride: usize, constant: bool) -> Result<Nvar> {
+    pub fn new(
+        num_in: usize,
+        delay: usize,
+        order: &[usize],
+        stride: usize,
+        constant: bool,
+    ) -> Result<Nvar> {
         let spec = NvarSpec::new(num_in, delay, order.to_vec(), stride, constant)
             .map_err(|e| Error::invalid("Nvar", e.to_string()))?;
         let store = Variable::state(Array::zeros(TensorType::new(
@@ -69,7 +75,10 @@ impl Module for Nvar {
         if x.shape() != [b, d] {
             tr.fail(crate::TraceError::Op {
                 op: "Nvar".into(),
-                msg: format!("expected input of shape [{b},{d}] (batch, num_in), got {}", x.ty()),
+                msg: format!(
+                    "expected input of shape [{b},{d}] (batch, num_in), got {}",
+                    x.ty()
+                ),
             });
             return x.clone();
         }
@@ -83,7 +92,11 @@ impl Module for Nvar {
         let Ok(new_store) = new_store else { return x };
         tr.write_var(&self.store, &new_store);
         let taps: Vec<Tensor> = (0..self.spec.delay)
-            .map(|j| new_store.slice_axis(1, j * self.spec.stride, j * self.spec.stride + 1).reshape(&[b, d]))
+            .map(|j| {
+                new_store
+                    .slice_axis(1, j * self.spec.stride, j * self.spec.stride + 1)
+                    .reshape(&[b, d])
+            })
             .collect();
         let Ok(lin) = concat(&taps, 1) else { return x };
         let mut feats = vec![];
@@ -98,7 +111,10 @@ impl Module for Nvar {
     }
 
     fn reset_state(&mut self, batch: usize) {
-        let ty = TensorType::new(self.store.ty().dtype, [batch, self.spec.buffer_len(), self.spec.num_in]);
+        let ty = TensorType::new(
+            self.store.ty().dtype,
+            [batch, self.spec.buffer_len(), self.spec.num_in],
+        );
         let _ = self.store.set_value(Array::zeros(ty));
     }
 }

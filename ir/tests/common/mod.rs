@@ -96,8 +96,9 @@ const VJP_NAMES: [&str; 4] = ["spike", "quote\"back\\slash", "", "two words"];
 /// Builds one function with random inputs, `steps` random instructions and random outputs.
 pub fn random_function(seed: u64) -> Function {
     let mut r = Rng::new(seed);
-    let params: Vec<TensorType> =
-        (0..r.range(0, 3)).map(|_| rand_type(&mut r, &DType::ALL, 0)).collect();
+    let params: Vec<TensorType> = (0..r.range(0, 3))
+        .map(|_| rand_type(&mut r, &DType::ALL, 0))
+        .collect();
     let mut g = Gen::new("f", &params, 0);
     let steps = r.range(1, 14);
     g.steps(&mut r, steps);
@@ -106,7 +107,15 @@ pub fn random_function(seed: u64) -> Function {
 }
 
 fn rand_dims(r: &mut Rng, rank: usize) -> Vec<usize> {
-    (0..rank).map(|_| if r.range(0, 11) == 0 { 0 } else { r.range(1, 3) }).collect()
+    (0..rank)
+        .map(|_| {
+            if r.range(0, 11) == 0 {
+                0
+            } else {
+                r.range(1, 3)
+            }
+        })
+        .collect()
 }
 
 fn rand_type(r: &mut Rng, dtypes: &[DType], min_rank: usize) -> TensorType {
@@ -120,7 +129,15 @@ fn rand_value(r: &mut Rng, d: DType) -> f64 {
         DType::Bool => r.range(0, 1) as f64,
         DType::I32 => r.pick(&[0.0, 1.0, -7.0, 2147483647.0, -2147483648.0, 42.0]),
         _ => match r.range(0, 3) {
-            0 => r.pick(&[f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0, 5e-324, f64::MAX]),
+            0 => r.pick(&[
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                0.0,
+                5e-324,
+                f64::MAX,
+            ]),
             1 => r.pick(&[0.1, 1.5, -2.25, 1e-7, 1e21, 123456.789, 1.0 / 3.0]),
             _ => {
                 let x = f64::from_bits(r.next());
@@ -154,8 +171,10 @@ impl Gen {
 
     fn push(&mut self, op: Op, args: &[ValueId]) -> Vec<ValueId> {
         let name = op.name();
-        let res =
-            self.b.push(op, args).unwrap_or_else(|e| panic!("generator made a bad {name}: {e}"));
+        let res = self
+            .b
+            .push(op, args)
+            .unwrap_or_else(|e| panic!("generator made a bad {name}: {e}"));
         self.pool.extend(res.iter().copied());
         res.to_vec()
     }
@@ -165,15 +184,22 @@ impl Gen {
         let c = if n > 12 || r.coin() {
             Constant::splat(ty.clone(), rand_value(r, ty.dtype))
         } else {
-            Constant::from_values(ty.clone(), (0..n).map(|_| rand_value(r, ty.dtype)).collect())
+            Constant::from_values(
+                ty.clone(),
+                (0..n).map(|_| rand_value(r, ty.dtype)).collect(),
+            )
         };
         self.push(Op::Constant(c), &[])[0]
     }
 
     /// A value of exactly type `ty`: an existing one when there is one (usually), else a constant.
     fn value_of(&mut self, r: &mut Rng, ty: &TensorType) -> ValueId {
-        let found: Vec<ValueId> =
-            self.pool.iter().copied().filter(|v| self.b.ty(*v) == ty).collect();
+        let found: Vec<ValueId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|v| self.b.ty(*v) == ty)
+            .collect();
         if !found.is_empty() && r.range(0, 3) > 0 {
             r.pick(&found)
         } else {
@@ -188,7 +214,12 @@ impl Gen {
         ok: impl Fn(&TensorType) -> bool,
         make: impl Fn(&mut Rng) -> TensorType,
     ) -> ValueId {
-        let found: Vec<ValueId> = self.pool.iter().copied().filter(|v| ok(self.b.ty(*v))).collect();
+        let found: Vec<ValueId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|v| ok(self.b.ty(*v)))
+            .collect();
         if !found.is_empty() && r.range(0, 3) > 0 {
             r.pick(&found)
         } else {
@@ -218,7 +249,11 @@ impl Gen {
     }
 
     fn step(&mut self, r: &mut Rng) {
-        let kinds = if self.depth >= 2 { &KINDS[..18] } else { &KINDS[..] };
+        let kinds = if self.depth >= 2 {
+            &KINDS[..18]
+        } else {
+            &KINDS[..]
+        };
         let any = |_: &TensorType| true;
         let numeric = |t: &TensorType| t.dtype.is_numeric();
         match r.pick(kinds) {
@@ -275,7 +310,13 @@ impl Gen {
                         shape[d] = t.dims()[i];
                     }
                 }
-                self.push(Op::Broadcast { shape: shape.into(), dims }, &[x]);
+                self.push(
+                    Op::Broadcast {
+                        shape: shape.into(),
+                        dims,
+                    },
+                    &[x],
+                );
             }
             "reshape" => {
                 let x = self.operand(r, any, |r| rand_type(r, &DType::ALL, 0));
@@ -331,7 +372,13 @@ impl Gen {
             "reduce" => {
                 let x = self.operand(r, numeric, |r| rand_type(r, &NUMERIC, 0));
                 let axes = (0..self.ty(x).rank()).filter(|_| r.coin()).collect();
-                self.push(Op::Reduce { op: r.pick(&ReduceOp::ALL), axes }, &[x]);
+                self.push(
+                    Op::Reduce {
+                        op: r.pick(&ReduceOp::ALL),
+                        axes,
+                    },
+                    &[x],
+                );
             }
             "argmax" => {
                 let has_axis =
@@ -343,9 +390,15 @@ impl Gen {
                         (0..rank).map(|_| r.range(1, 3)).collect::<Vec<_>>(),
                     )
                 });
-                let axes: Vec<usize> =
-                    (0..self.ty(x).rank()).filter(|&i| self.ty(x).dims()[i] > 0).collect();
-                self.push(Op::Argmax { axis: r.pick(&axes) }, &[x]);
+                let axes: Vec<usize> = (0..self.ty(x).rank())
+                    .filter(|&i| self.ty(x).dims()[i] > 0)
+                    .collect();
+                self.push(
+                    Op::Argmax {
+                        axis: r.pick(&axes),
+                    },
+                    &[x],
+                );
             }
             "matmul" => {
                 let d = r.pick(&NUMERIC);
@@ -360,7 +413,13 @@ impl Gen {
                 };
                 let a = self.value_of(r, &mat(m, k, ta));
                 let b = self.value_of(r, &mat(k, n, tb));
-                self.push(Op::Matmul { transpose_lhs: ta, transpose_rhs: tb }, &[a, b]);
+                self.push(
+                    Op::Matmul {
+                        transpose_lhs: ta,
+                        transpose_rhs: tb,
+                    },
+                    &[a, b],
+                );
             }
             "cumsum" => {
                 let x = self.operand(
@@ -369,7 +428,13 @@ impl Gen {
                     |r| rand_type(r, &NUMERIC, 1),
                 );
                 let axis = r.range(0, self.ty(x).rank() - 1);
-                self.push(Op::Cumsum { axis, reverse: r.coin() }, &[x]);
+                self.push(
+                    Op::Cumsum {
+                        axis,
+                        reverse: r.coin(),
+                    },
+                    &[x],
+                );
             }
             "stop_gradient" => {
                 let x = self.operand(r, any, |r| rand_type(r, &DType::ALL, 0));
@@ -383,12 +448,15 @@ impl Gen {
 
     fn scan(&mut self, r: &mut Rng) {
         let length = r.range(0, 3);
-        let carry: Vec<TensorType> =
-            (0..r.range(0, 2)).map(|_| rand_type(r, &DType::ALL, 0)).collect();
-        let xs: Vec<TensorType> =
-            (0..r.range(0, 2)).map(|_| rand_type(r, &DType::ALL, 0)).collect();
-        let consts: Vec<TensorType> =
-            (0..r.range(0, 2)).map(|_| rand_type(r, &DType::ALL, 0)).collect();
+        let carry: Vec<TensorType> = (0..r.range(0, 2))
+            .map(|_| rand_type(r, &DType::ALL, 0))
+            .collect();
+        let xs: Vec<TensorType> = (0..r.range(0, 2))
+            .map(|_| rand_type(r, &DType::ALL, 0))
+            .collect();
+        let consts: Vec<TensorType> = (0..r.range(0, 2))
+            .map(|_| rand_type(r, &DType::ALL, 0))
+            .collect();
         let params: Vec<TensorType> = carry.iter().chain(&xs).chain(&consts).cloned().collect();
         let mut g = Gen::new("body", &params, self.depth + 1);
         let n = r.range(0, 5);
@@ -408,13 +476,26 @@ impl Gen {
             d.extend_from_slice(t.dims());
             args.push(self.value_of(r, &TensorType::new(t.dtype, d)));
         }
-        args.extend(consts.iter().map(|t| self.value_of(r, t)).collect::<Vec<_>>());
-        let s = Scan { length, num_carry: carry.len(), num_xs: xs.len(), reverse: r.coin(), body };
+        args.extend(
+            consts
+                .iter()
+                .map(|t| self.value_of(r, t))
+                .collect::<Vec<_>>(),
+        );
+        let s = Scan {
+            length,
+            num_carry: carry.len(),
+            num_xs: xs.len(),
+            reverse: r.coin(),
+            body,
+        };
         self.push(Op::Scan(Box::new(s)), &args);
     }
 
     fn custom_vjp(&mut self, r: &mut Rng) {
-        let ins: Vec<TensorType> = (0..r.range(1, 2)).map(|_| rand_type(r, &FLOATS, 0)).collect();
+        let ins: Vec<TensorType> = (0..r.range(1, 2))
+            .map(|_| rand_type(r, &FLOATS, 0))
+            .collect();
         let mut g = Gen::new("forward", &ins, self.depth + 1);
         let n = r.range(0, 4);
         g.steps(r, n);
@@ -425,12 +506,22 @@ impl Gen {
         let mut g = Gen::new("backward", &bwd_in, self.depth + 1);
         let n = r.range(0, 4);
         g.steps(r, n);
-        let outs: Vec<(String, ValueId)> =
-            ins.iter().enumerate().map(|(i, t)| (format!("d{i}"), g.value_of(r, t))).collect();
+        let outs: Vec<(String, ValueId)> = ins
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("d{i}"), g.value_of(r, t)))
+            .collect();
         let backward = g.b.finish(outs);
         let args: Vec<ValueId> = ins.iter().map(|t| self.value_of(r, t)).collect();
         let name = r.pick(&VJP_NAMES).to_string();
-        self.push(Op::CustomVjp(Box::new(CustomVjp { name, forward, backward })), &args);
+        self.push(
+            Op::CustomVjp(Box::new(CustomVjp {
+                name,
+                forward,
+                backward,
+            })),
+            &args,
+        );
     }
 }
 
