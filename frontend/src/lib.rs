@@ -4,18 +4,24 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+pub mod autograd;
 pub mod datasets;
 pub mod dt;
 pub mod error;
 pub mod exec;
 pub mod init;
 pub mod linalg;
+pub mod losses;
 pub mod nn;
 pub mod nvar_spec;
+pub mod optim;
+pub mod params_io;
 pub mod plot;
 pub mod random;
 pub mod tensor_ops;
 pub mod trace;
+pub mod train;
+pub mod tutorial;
 pub mod vars;
 
 pub use brainlift_ir::{DType, Function, Shape, TensorType};
