@@ -3,3 +3,4 @@
 pub mod bptt;
 
 
+pub use bptt::{Bptt, ModelView, TrainData, forward_over_time};
