@@ -12,7 +12,7 @@
 
 use brainlift::autograd::{ApplyGradients, grad};
 use brainlift::dyn_::SpikeForward;
-use brainlift::optim::adam::{Adam, BiasCorrection};
+use brainlift::optim::{Adam, BiasCorrection};
 use brainlift::runner::Runner;
 use brainlift::tutorial::snn::{
     SnnConfig, SnnNet, max_over_time_accuracy, poisson_data, run_snn_part, snn_loss,

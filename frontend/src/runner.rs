@@ -329,6 +329,10 @@ impl<M: Module + ?Sized> Module for &mut M {
         (**self).update(x)
     }
 
+    fn reset_state_traced(&self, tr: &Tracer) {
+        (**self).reset_state_traced(tr)
+    }
+
     fn reset_state(&mut self, batch: usize) {
         (**self).reset_state(batch)
     }

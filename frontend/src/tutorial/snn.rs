@@ -24,7 +24,7 @@ use crate::dyn_::{
 use crate::init::Init;
 use crate::losses::cross_entropy_loss;
 use crate::nn::{Dense, Sequential};
-use crate::optim::adam::{Adam, BiasCorrection};
+use crate::optim::{Adam, BiasCorrection};
 use crate::runner::{Runner, for_loop};
 use crate::trace::{Tensor, Tracer};
 use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
@@ -129,6 +129,13 @@ impl Module for SnnNet {
         x >> &self.i2r >> &self.r >> &self.r2o >> &self.o
     }
 
+    fn reset_state_traced(&self, tr: &Tracer) {
+        self.i2r.reset_state_traced(tr);
+        self.r.reset_state_traced(tr);
+        self.r2o.reset_state_traced(tr);
+        self.o.reset_state_traced(tr);
+    }
+
     fn reset_state(&mut self, batch: usize) {
         self.i2r.reset_state(batch);
         self.r.reset_state(batch);
@@ -223,6 +230,31 @@ pub fn max_over_time_accuracy(out: &Array, labels: &Array) -> Result<f64> {
     Ok(correct as f64 / b as f64)
 }
 
+/// The tutorial loss on host arrays: mean over samples of `logsumexp(m_b) − m_b[y_b]` with
+/// `m = max_t out[t]` for `out` `(T, B, K)` and float class labels `(B,)`.
+pub fn max_over_time_cross_entropy(out: &Array, labels: &Array) -> Result<f64> {
+    let s = out.shape();
+    if s.len() != 3 || labels.shape() != [s[1]] {
+        return Err(Error::invalid(
+            "cross_entropy",
+            format!("outputs {} must be (T, B, K) and labels {} (B,)", out.ty(), labels.ty()),
+        ));
+    }
+    check_labels("cross_entropy labels", labels, s[2])?;
+    let (t, b, k) = (s[0], s[1], s[2]);
+    let o = out.to_f64_vec();
+    let y = labels.to_f64_vec();
+    let mut total = 0.0;
+    for bi in 0..b {
+        let m: Vec<f64> =
+            (0..k).map(|ki| (0..t).map(|ti| o[(ti * b + bi) * k + ki]).fold(f64::NEG_INFINITY, f64::max)).collect();
+        let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = mx + m.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
+        total += lse - m[y[bi] as usize];
+    }
+    Ok(total / b as f64)
+}
+
 /// Configuration of [`run_snn_part`].
 #[derive(Clone, Debug)]
 pub struct SnnConfig {
@@ -313,6 +345,8 @@ pub struct SnnReport {
     pub total_s: f64,
     /// Seconds spent tracing and compiling the training step.
     pub compile_s: f64,
+    /// The tutorial loss of the runner's outputs after training (the trained parameters).
+    pub eval_loss: f64,
     /// Spikes emitted by the LIF layer in the evaluation run, per neuron per sample.
     pub mean_spikes_per_neuron: f64,
     /// The plots written.
@@ -329,6 +363,7 @@ impl SnnReport {
             "step_s_median": self.step_s_median,
             "total_s": self.total_s,
             "compile_s": self.compile_s,
+            "eval_loss": self.eval_loss,
             "mean_spikes_per_neuron": self.mean_spikes_per_neuron,
             "plots": self.plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         })
@@ -413,6 +448,7 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
         .monitor("r.membrane", "r.V");
     let out = runner.run(&x, true)?;
     let accuracy = max_over_time_accuracy(&out.outputs, &y)?;
+    let eval_loss = max_over_time_cross_entropy(&out.outputs, &y)?;
     if cfg.verbose {
         println!("Accuracy {accuracy:.3}");
     }
@@ -452,6 +488,7 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
         step_s_median: sorted[sorted.len() / 2],
         total_s: start.elapsed().as_secs_f64(),
         compile_s,
+        eval_loss,
         mean_spikes_per_neuron,
         plots,
     })
