@@ -154,3 +154,18 @@ fn bad_inputs_name_the_layer() {
     .to_string();
     assert!(e.contains("snn labels") && e.contains("label 2"), "{e}");
 }
+
+/// The JIT and the interpreter give the same losses for the first training steps and the same
+/// runner monitors (the interpreter is the reference).
+#[test]
+fn jit_matches_interpreter_for_first_steps() {
+    let base = SnnConfig { train_steps: 4, report_every: 1, seed: 11, ..SnnConfig::quick() };
+    let a = run_snn_part(&SnnConfig { backend: Backend::Interp, ..base.clone() }).unwrap();
+    let b = run_snn_part(&SnnConfig { backend: Backend::Jit, ..base }).unwrap();
+    for (i, (x, y)) in a.all_losses.iter().zip(&b.all_losses).enumerate() {
+        assert!((x - y).abs() <= 1e-10 * x.abs().max(1.0), "step {i}: interp {x} vs jit {y}");
+    }
+    assert!((a.eval_loss - b.eval_loss).abs() <= 1e-10);
+    assert_eq!(a.accuracy, b.accuracy);
+    assert_eq!(a.mean_spikes_per_neuron, b.mean_spikes_per_neuron);
+}
