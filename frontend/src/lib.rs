@@ -18,10 +18,12 @@ pub mod init;
 pub mod linalg;
 pub mod nn;
 pub mod nvar_spec;
+pub mod offline;
 pub mod plot;
 pub mod random;
 pub mod tensor_ops;
 pub mod trace;
+pub mod tutorial;
 pub mod vars;
 
 pub use brainlift_ir::{DType, Function, Shape, TensorType};
@@ -30,6 +32,7 @@ pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
 pub use error::{Error, Result, TraceError};
 pub use exec::{Binding, Bound, run_over_time, trace_over_time, trace_step};
+pub use offline::{Readout, RidgeTrainer};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
 pub use vars::{
