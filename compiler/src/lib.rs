@@ -10,3 +10,4 @@ pub mod ad;
 pub mod passes;
 pub mod rewrite;
 pub mod surrogate;
+pub mod pipeline;
