@@ -4,10 +4,15 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+pub mod datasets;
 pub mod dt;
 pub mod error;
+pub mod exec;
 pub mod init;
+pub mod linalg;
 pub mod nn;
+pub mod nvar_spec;
+pub mod plot;
 pub mod random;
 pub mod tensor_ops;
 pub mod trace;
@@ -16,10 +21,12 @@ pub mod vars;
 pub use brainlift_ir::{DType, Function, Shape, TensorType};
 pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
+pub use brainlift_runtime::Backend;
+pub use exec::{Binding, Bound, run_over_time, trace_over_time};
 pub use error::{Error, Result, TraceError};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
-pub use vars::{Module, VarKind, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
+pub use vars::{Module, VarKind, VarOwner, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
 
 /// Re-export of the IR crate.
 pub use brainlift_ir as ir;

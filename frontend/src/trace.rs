@@ -235,6 +235,40 @@ impl Tracer {
         self.push(op, args).into_iter().next().expect("op has a result")
     }
 
+    /// Inlines `f` applied to `args` into this trace and returns its outputs (how a gradient
+    /// function is composed with, e.g., an optimiser update into one function).
+    pub fn call(&self, f: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, TraceError> {
+        if args.len() != f.params.len() {
+            return Err(TraceError::Op {
+                op: "call".into(),
+                msg: format!("@{} takes {} inputs, got {}", f.name, f.params.len(), args.len()),
+            });
+        }
+        for (p, a) in f.params.iter().zip(args) {
+            if p.ty != a.ty {
+                return Err(TraceError::Op {
+                    op: "call".into(),
+                    msg: format!("@{} input %{} expects {}, got {}", f.name, p.name, p.ty, a.ty),
+                });
+            }
+        }
+        let mut vals: Vec<Option<Tensor>> = vec![None; f.types.len()];
+        for (i, a) in args.iter().enumerate() {
+            vals[i] = Some(a.clone());
+        }
+        for inst in &f.insts {
+            let ins: Vec<Tensor> =
+                inst.args.iter().map(|a| vals[a.index()].clone().expect("SSA order")).collect();
+            let refs: Vec<&Tensor> = ins.iter().collect();
+            let outs = self.push(inst.op.clone(), &refs);
+            for (r, t) in inst.results.iter().zip(outs) {
+                vals[r.index()] = Some(t);
+            }
+        }
+        self.check()?;
+        Ok(f.outputs.iter().map(|o| vals[o.value.index()].clone().expect("defined")).collect())
+    }
+
     /// Replays the tape into a verified function with the given named outputs.
     pub fn finish(&self, outputs: &[(String, Tensor)]) -> Result<Function, TraceError> {
         let mut out_idx = Vec::with_capacity(outputs.len());

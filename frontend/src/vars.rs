@@ -100,17 +100,20 @@ impl Variable {
     }
 }
 
+/// Anything that owns variables: modules, optimisers (their moment estimates).
+pub trait VarOwner {
+    /// Calls `f(path, var)` for every variable, paths relative to this owner (`W`, `rnn.Wh`).
+    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable));
+
+    /// Mutable counterpart of [`VarOwner::visit_vars`], same order.
+    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable));
+}
+
 /// A model or layer: owns variables and maps an input to an output, one time step at a time.
-pub trait Module {
+pub trait Module: VarOwner {
     /// One step: `x` is traced; parameters and states are read and written through the tracer
     /// of `x` ([`Tracer::read_var`], [`Tracer::write_var`]).
     fn update(&self, x: &Tensor) -> Tensor;
-
-    /// Calls `f(path, var)` for every variable, paths relative to this module (`W`, `rnn.Wh`).
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable));
-
-    /// Mutable counterpart of [`Module::visit_vars`], same order.
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable));
 
     /// Resets states for a batch of `batch` samples (zeros unless the module says otherwise).
     fn reset_state(&mut self, batch: usize) {
@@ -130,7 +133,7 @@ pub trait Module {
 /// Visits a child module's variables with `prefix.` prepended to their paths.
 pub fn visit_child(
     prefix: &str,
-    child: &dyn Module,
+    child: &dyn VarOwner,
     f: &mut dyn FnMut(&str, &Variable),
 ) {
     child.visit_vars(&mut |p, v| f(&format!("{prefix}.{p}"), v));
@@ -139,26 +142,26 @@ pub fn visit_child(
 /// Mutable counterpart of [`visit_child`].
 pub fn visit_child_mut(
     prefix: &str,
-    child: &mut dyn Module,
+    child: &mut dyn VarOwner,
     f: &mut dyn FnMut(&str, &mut Variable),
 ) {
     child.visit_vars_mut(&mut |p, v| f(&format!("{prefix}.{p}"), v));
 }
 
 /// Every variable of a module with its path, in visiting order.
-pub fn named_vars(m: &dyn Module) -> Vec<(String, Variable)> {
+pub fn named_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
     let mut out = vec![];
     m.visit_vars(&mut |p, v| out.push((p.to_string(), v.clone())));
     out
 }
 
 /// The trainable parameters of a module by path (BrainPy's `train_vars()`).
-pub fn train_vars(m: &dyn Module) -> Vec<(String, Variable)> {
+pub fn train_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
     named_vars(m).into_iter().filter(|(_, v)| v.is_trainable()).collect()
 }
 
 /// The states of a module by path.
-pub fn state_vars(m: &dyn Module) -> Vec<(String, Variable)> {
+pub fn state_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
     named_vars(m).into_iter().filter(|(_, v)| v.is_state()).collect()
 }
 
@@ -189,7 +192,7 @@ impl Tracer {
     }
 
     /// Registers display paths for a module's variables (used as input names).
-    pub fn name_vars(&self, m: &dyn Module, prefix: &str) {
+    pub fn name_vars(&self, m: &dyn VarOwner, prefix: &str) {
         let root = self.root();
         let mut st = root.state.borrow_mut();
         m.visit_vars(&mut |p, v| {

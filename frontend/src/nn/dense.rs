@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 use crate::trace::Tensor;
-use crate::vars::{Module, Variable};
+use crate::vars::{Module, VarOwner, Variable};
 use crate::{DType, Result};
 
 /// A fully connected layer with `W: (num_in, num_out)` and optional bias `b: (num_out,)`.
@@ -61,6 +61,9 @@ impl Module for Dense {
         }
     }
 
+}
+
+impl VarOwner for Dense {
     fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
         f("W", &self.w);
         if let Some(b) = &self.b {
