@@ -7,14 +7,20 @@ use brainlift_runtime::npy::read_npy;
 use brainlift_runtime::{Tensor, interpret};
 
 fn lif(name: &str) -> Tensor {
-    read_npy(format!("{}/tests/data/lif/{name}.npy", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    read_npy(format!(
+        "{}/tests/data/lif/{name}.npy",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// `spike(u)` as a function with one output, differentiated with a unit cotangent.
 fn spike_vjp(s: Surrogate, ty: TensorType) -> brainlift_ir::Function {
     let mut b = FunctionBuilder::new("spike");
     let u = b.param("u", ty.clone());
-    let y = b.push1(Op::CustomVjp(Box::new(s.build(&ty))), &[u]).unwrap();
+    let y = b
+        .push1(Op::CustomVjp(Box::new(s.build(&ty))), &[u])
+        .unwrap();
     vjp(&b.finish([("s".to_string(), y)]), &[0]).unwrap()
 }
 
@@ -54,7 +60,9 @@ fn every_surrogate_has_its_documented_derivative() {
         let ty = TensorType::new(DType::F64, [1]);
         let mut b = FunctionBuilder::new("l");
         let x = b.param("u", ty.clone());
-        let y = b.push1(Op::CustomVjp(Box::new(s.build(&ty))), &[x]).unwrap();
+        let y = b
+            .push1(Op::CustomVjp(Box::new(s.build(&ty))), &[x])
+            .unwrap();
         let three = b.splat(ty.clone(), 3.0);
         let y3 = b.mul(y, three).unwrap();
         let l = b.reduce(ReduceOp::Sum, y3, vec![0]).unwrap();

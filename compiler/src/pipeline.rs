@@ -17,7 +17,10 @@
 //! stage's function with its op count and time, and the op count and time of every pass.
 
 use crate::ad::{self, AdError};
-use crate::passes::{algebra::algebra, cse::cse, dce::dce, fold::fold, inline_custom_vjp::inline_custom_vjp, unroll::unroll};
+use crate::passes::{
+    algebra::algebra, cse::cse, dce::dce, fold::fold, inline_custom_vjp::inline_custom_vjp,
+    unroll::unroll,
+};
 use brainlift_ir::{Function, IrError, verify};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -54,7 +57,13 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     /// No gradient, unroll scans of length <= 8, finalize, verify, at most 4 rounds.
     fn default() -> PipelineConfig {
-        PipelineConfig { grad: None, unroll_threshold: Some(8), finalize: true, verify: true, max_rounds: 4 }
+        PipelineConfig {
+            grad: None,
+            unroll_threshold: Some(8),
+            finalize: true,
+            verify: true,
+            max_rounds: 4,
+        }
     }
 }
 
@@ -99,14 +108,24 @@ impl PipelineReport {
 
     /// The function after the last stage.
     pub fn output(&self) -> &Function {
-        &self.stages.last().expect("a report always has the traced stage").function
+        &self
+            .stages
+            .last()
+            .expect("a report always has the traced stage")
+            .function
     }
 
     /// A table: one line per stage with its op count and time.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         for st in &self.stages {
-            let _ = writeln!(s, "{:<11} {:>6} ops {:>10.3} ms", st.name, st.op_count, st.time.as_secs_f64() * 1e3);
+            let _ = writeln!(
+                s,
+                "{:<11} {:>6} ops {:>10.3} ms",
+                st.name,
+                st.op_count,
+                st.time.as_secs_f64() * 1e3
+            );
         }
         s
     }
@@ -143,21 +162,44 @@ struct Runner {
 }
 
 impl Runner {
-    fn run(&mut self, pass: &'static str, f: &Function, p: impl FnOnce(&Function) -> Result<Function, IrError>) -> Result<Function, PipelineError> {
+    fn run(
+        &mut self,
+        pass: &'static str,
+        f: &Function,
+        p: impl FnOnce(&Function) -> Result<Function, IrError>,
+    ) -> Result<Function, PipelineError> {
         let t0 = Instant::now();
-        let g = p(f).map_err(|error| PipelineError::Broken { stage: self.stage, pass, error })?;
+        let g = p(f).map_err(|error| PipelineError::Broken {
+            stage: self.stage,
+            pass,
+            error,
+        })?;
         let time = t0.elapsed();
         if self.verify {
-            verify(&g).map_err(|error| PipelineError::Broken { stage: self.stage, pass, error })?;
+            verify(&g).map_err(|error| PipelineError::Broken {
+                stage: self.stage,
+                pass,
+                error,
+            })?;
         }
-        self.passes.push(PassRun { pass, op_count: g.op_count(), time });
+        self.passes.push(PassRun {
+            pass,
+            op_count: g.op_count(),
+            time,
+        });
         Ok(g)
     }
 
     fn finish(&mut self, name: &'static str, f: Function, stages: &mut Vec<Stage>) {
         let passes = std::mem::take(&mut self.passes);
         let time = passes.iter().map(|p| p.time).sum();
-        stages.push(Stage { name, op_count: f.op_count(), function: f, time, passes });
+        stages.push(Stage {
+            name,
+            op_count: f.op_count(),
+            function: f,
+            time,
+            passes,
+        });
     }
 
     fn simplify(&mut self, mut f: Function, rounds: usize) -> Result<Function, PipelineError> {
@@ -179,7 +221,11 @@ impl Runner {
 pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport, PipelineError> {
     verify(f).map_err(PipelineError::Input)?;
     let mut stages = Vec::new();
-    let mut r = Runner { verify: cfg.verify || cfg!(debug_assertions), stage: "traced", passes: vec![] };
+    let mut r = Runner {
+        verify: cfg.verify || cfg!(debug_assertions),
+        stage: "traced",
+        passes: vec![],
+    };
     r.finish("traced", f.clone(), &mut stages);
     let mut cur = f.clone();
     if let Some(req) = &cfg.grad {
@@ -192,9 +238,17 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
         };
         let time = t0.elapsed();
         if r.verify {
-            verify(&g).map_err(|error| PipelineError::Broken { stage: "ad", pass: "ad", error })?;
+            verify(&g).map_err(|error| PipelineError::Broken {
+                stage: "ad",
+                pass: "ad",
+                error,
+            })?;
         }
-        r.passes.push(PassRun { pass: "ad", op_count: g.op_count(), time });
+        r.passes.push(PassRun {
+            pass: "ad",
+            op_count: g.op_count(),
+            time,
+        });
         cur = g;
         r.finish("ad", cur.clone(), &mut stages);
     }
