@@ -217,6 +217,35 @@ impl Runner {
     }
 }
 
+/// A named pass for [`run_passes`].
+pub type NamedPass<'a> = (
+    &'static str,
+    &'a dyn Fn(&Function) -> Result<Function, IrError>,
+);
+
+/// Runs custom passes in order as one stage called `stage`, verifying after each pass when
+/// `verify` is set (or in debug builds); a pass that fails or breaks the IR is named in
+/// [`PipelineError::Broken`].
+pub fn run_passes(
+    stage: &'static str,
+    f: &Function,
+    passes: &[NamedPass<'_>],
+    verify: bool,
+) -> Result<Stage, PipelineError> {
+    let mut r = Runner {
+        verify: verify || cfg!(debug_assertions),
+        stage,
+        passes: vec![],
+    };
+    let mut cur = f.clone();
+    for (name, p) in passes {
+        cur = r.run(name, &cur, |f| p(f))?;
+    }
+    let mut stages = vec![];
+    r.finish(stage, cur, &mut stages);
+    Ok(stages.pop().expect("one stage"))
+}
+
 /// Runs the pipeline on `f` (see the module doc) and returns every stage.
 pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport, PipelineError> {
     verify(f).map_err(PipelineError::Input)?;
