@@ -4,6 +4,7 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+pub mod builtins;
 pub mod datasets;
 pub mod dt;
 pub mod error;
@@ -19,18 +20,21 @@ pub mod trace;
 pub mod vars;
 
 pub use brainlift_ir::{DType, Function, Shape, TensorType};
+pub use brainlift_runtime::Backend;
 pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
-pub use brainlift_runtime::Backend;
-pub use exec::{Binding, Bound, run_over_time, trace_over_time};
 pub use error::{Error, Result, TraceError};
+pub use exec::{Binding, Bound, run_over_time, trace_over_time, trace_step};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
-pub use vars::{Module, VarKind, VarOwner, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
+pub use vars::{
+    Module, VarKind, VarOwner, Variable, named_vars, state_vars, train_vars, visit_child,
+    visit_child_mut,
+};
 
-/// Re-export of the IR crate.
-pub use brainlift_ir as ir;
 /// Re-export of the compiler crate.
 pub use brainlift_compiler as compiler;
+/// Re-export of the IR crate.
+pub use brainlift_ir as ir;
 /// Re-export of the runtime crate.
 pub use brainlift_runtime as runtime;

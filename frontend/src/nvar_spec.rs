@@ -40,7 +40,9 @@ pub enum NvarError {
         limit: usize,
     },
     /// An input has the wrong number of values.
-    #[error("NVAR step: input has {got} values, expected batch {batch} x num_in {num_in} = {expected}")]
+    #[error(
+        "NVAR step: input has {got} values, expected batch {batch} x num_in {num_in} = {expected}"
+    )]
     InputShape {
         /// Values given.
         got: usize,
@@ -55,7 +57,9 @@ pub enum NvarError {
     #[error("NVAR state: batch size must be >= 1, got 0")]
     EmptyBatch,
     /// A sequence given to [`NvarState::run`] has a shape that does not match.
-    #[error("NVAR run: sequence shape {shape:?} (B, T, d) does not match {len} values / batch {batch} / num_in {num_in}")]
+    #[error(
+        "NVAR run: sequence shape {shape:?} (B, T, d) does not match {len} values / batch {batch} / num_in {num_in}"
+    )]
     SequenceShape {
         /// Shape given.
         shape: [usize; 3],
@@ -428,7 +432,9 @@ mod tests {
         );
         assert_eq!(
             st.step(&[5.0, 6.0]).unwrap(),
-            vec![5., 6., 3., 4., 25., 30., 15., 20., 36., 18., 24., 9., 12., 16.]
+            vec![
+                5., 6., 3., 4., 25., 30., 15., 20., 36., 18., 24., 9., 12., 16.
+            ]
         );
     }
 
@@ -477,7 +483,10 @@ mod tests {
     fn bad_specs_are_errors() {
         assert!(matches!(
             NvarSpec::new(0, 1, vec![], 1, false),
-            Err(NvarError::InvalidParam { param: "num_in", .. })
+            Err(NvarError::InvalidParam {
+                param: "num_in",
+                ..
+            })
         ));
         assert!(matches!(
             NvarSpec::new(3, 0, vec![], 1, false),
@@ -485,7 +494,10 @@ mod tests {
         ));
         assert!(matches!(
             NvarSpec::new(3, 2, vec![], 0, false),
-            Err(NvarError::InvalidParam { param: "stride", .. })
+            Err(NvarError::InvalidParam {
+                param: "stride",
+                ..
+            })
         ));
         assert!(matches!(
             NvarSpec::new(3, 2, vec![2, 1], 1, false),
@@ -502,7 +514,10 @@ mod tests {
         ));
         let mut st = NvarState::new(spec, 2).unwrap();
         let err = st.step(&[1.0, 2.0]).unwrap_err();
-        assert!(err.to_string().contains("expected batch 2 x num_in 2 = 4"), "{err}");
+        assert!(
+            err.to_string().contains("expected batch 2 x num_in 2 = 4"),
+            "{err}"
+        );
         // The failed step left the state untouched.
         assert_eq!(st.write_index(), 0);
     }

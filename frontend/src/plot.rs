@@ -325,7 +325,9 @@ pub fn truth_vs_prediction(
                 ys: &pred[d],
             },
         ];
-        draw_lines(P, path, area, names[d], "step", names[d], &series, None, true)?;
+        draw_lines(
+            P, path, area, names[d], "step", names[d], &series, None, true,
+        )?;
     }
     root.present().map_err(&err)
 }
@@ -361,7 +363,17 @@ pub fn attractor_3d_projection(
         xs,
         ys: zs,
     }];
-    draw_lines(P, path, &root, "Attractor (x-z projection)", "x", "z", &series, None, false)?;
+    draw_lines(
+        P,
+        path,
+        &root,
+        "Attractor (x-z projection)",
+        "x",
+        "z",
+        &series,
+        None,
+        false,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -447,11 +459,7 @@ pub fn voltage_grid(
         let series: Vec<Series<'_>> = traces
             .iter()
             .zip(&names)
-            .map(|(ys, name)| Series {
-                name,
-                xs: &xs,
-                ys,
-            })
+            .map(|(ys, name)| Series { name, xs: &xs, ys })
             .collect();
         draw_lines(
             P,
@@ -483,7 +491,17 @@ pub fn loss_curve(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotErro
         xs: &xs,
         ys: losses,
     }];
-    draw_lines(P, path, &root, "Training loss", "epoch", "loss", &series, None, true)?;
+    draw_lines(
+        P,
+        path,
+        &root,
+        "Training loss",
+        "epoch",
+        "loss",
+        &series,
+        None,
+        true,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 

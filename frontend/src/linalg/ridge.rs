@@ -155,7 +155,11 @@ impl RidgeSolution {
                 op: "predict",
                 what: "x",
                 got: x.len(),
-                expected: format!("rows {rows} x num_in {} = {}", self.num_in, rows * self.num_in),
+                expected: format!(
+                    "rows {rows} x num_in {} = {}",
+                    self.num_in,
+                    rows * self.num_in
+                ),
             });
         }
         let (f, o) = (self.num_in, self.num_out);
@@ -294,7 +298,11 @@ impl NormalEquations {
         while start < rows {
             let m = BLOCK.min(rows - start);
             let phi = Mat::from_fn(m, n, |i, j| {
-                if j == 0 { 1.0 } else { x[(start + i) * f + j - 1] }
+                if j == 0 {
+                    1.0
+                } else {
+                    x[(start + i) * f + j - 1]
+                }
             });
             let yb = MatRef::from_row_major_slice(&y[start * o..(start + m) * o], m, o);
             matmul(
@@ -349,7 +357,11 @@ impl NormalEquations {
             .map_err(|_| RidgeError::NoConvergence("self-adjoint eigenvalue decomposition"))?;
         let lmin = eig.first().copied().unwrap_or(0.0);
         let lmax = eig.last().copied().unwrap_or(0.0);
-        let condition_number = if lmin > 0.0 { lmax / lmin } else { f64::INFINITY };
+        let condition_number = if lmin > 0.0 {
+            lmax / lmin
+        } else {
+            f64::INFINITY
+        };
 
         let (wt, solver_used, rank, name): (Mat<f64>, SolverUsed, usize, &'static str) =
             match solver {
@@ -425,7 +437,14 @@ impl NormalEquations {
         let keep: Vec<usize> = (0..n).filter(|&i| s[i] > cut).collect();
         // W = U_k diag(1/λ_k) U_kᵀ XtY
         let mut t = Mat::<f64>::zeros(n, self.num_out);
-        matmul(t.as_mut(), Accum::Replace, u.transpose(), self.xty.as_ref(), 1.0, Par::Seq);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            u.transpose(),
+            self.xty.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         for i in 0..n {
             let scale = if keep.contains(&i) { 1.0 / s[i] } else { 0.0 };
             for k in 0..self.num_out {
@@ -446,7 +465,14 @@ impl NormalEquations {
         let smax = (0..n).map(|i| s[i]).fold(0.0, f64::max);
         let cut = rcond * smax;
         let mut t = Mat::<f64>::zeros(n, self.num_out);
-        matmul(t.as_mut(), Accum::Replace, u.transpose(), self.xty.as_ref(), 1.0, Par::Seq);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            u.transpose(),
+            self.xty.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         let mut rank = 0;
         for i in 0..n {
             let scale = if s[i] > cut {
@@ -557,7 +583,11 @@ mod tests {
     fn exact_line_alpha_zero() {
         let x = [0.0, 1.0, 2.0, 3.0];
         let y: Vec<f64> = x.iter().map(|v| 2.0 + 3.0 * v).collect();
-        for solver in [RidgeSolver::Cholesky, RidgeSolver::Qr, RidgeSolver::Pinv { rcond: None }] {
+        for solver in [
+            RidgeSolver::Cholesky,
+            RidgeSolver::Qr,
+            RidgeSolver::Pinv { rcond: None },
+        ] {
             let s = ridge_fit(&x, &y, 4, 0.0, solver).unwrap();
             assert!((s.w[0] - 3.0).abs() < 1e-12, "{solver:?} {s:?}");
             assert!((s.b[0] - 2.0).abs() < 1e-12, "{solver:?} {s:?}");
@@ -568,7 +598,11 @@ mod tests {
     /// X̃ᵀX̃ + I = [[3,1],[1,2]], X̃ᵀY = [1,1] → W̃ = [1/5, 2/5]; eigenvalues (5±√5)/2.
     #[test]
     fn hand_computed_ridge() {
-        for solver in [RidgeSolver::Cholesky, RidgeSolver::Qr, RidgeSolver::Pinv { rcond: None }] {
+        for solver in [
+            RidgeSolver::Cholesky,
+            RidgeSolver::Qr,
+            RidgeSolver::Pinv { rcond: None },
+        ] {
             let s = ridge_fit(&[0.0, 1.0], &[0.0, 1.0], 2, 1.0, solver).unwrap();
             assert!((s.b[0] - 0.2).abs() < 1e-14);
             assert!((s.w[0] - 0.4).abs() < 1e-14);
@@ -598,10 +632,18 @@ mod tests {
         ));
         assert!(matches!(
             ne.add_rows(&[1.0, f64::NAN], &[1.0], 1),
-            Err(RidgeError::NonFinite { what: "x", row: 0, col: 1, .. })
+            Err(RidgeError::NonFinite {
+                what: "x",
+                row: 0,
+                col: 1,
+                ..
+            })
         ));
         assert_eq!(ne.num_rows(), 0);
-        assert!(matches!(ne.solve(0.1, RidgeSolver::Cholesky), Err(RidgeError::Empty)));
+        assert!(matches!(
+            ne.solve(0.1, RidgeSolver::Cholesky),
+            Err(RidgeError::Empty)
+        ));
         // Duplicate columns with alpha = 0: singular.
         ne.add_rows(&[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], &[1.0, 2.0, 3.0], 3)
             .unwrap();
@@ -609,7 +651,10 @@ mod tests {
             ne.solve(0.0, RidgeSolver::Cholesky),
             Err(RidgeError::Singular { .. })
         ));
-        assert!(matches!(ne.solve(0.0, RidgeSolver::Qr), Err(RidgeError::QrNeedsDesignMatrix)));
+        assert!(matches!(
+            ne.solve(0.0, RidgeSolver::Qr),
+            Err(RidgeError::QrNeedsDesignMatrix)
+        ));
         // Pinv gives the minimum-norm solution: w0 = w1 = 0.5, b = 0.
         let s = ne.solve(0.0, RidgeSolver::Pinv { rcond: None }).unwrap();
         assert_eq!(s.rank, 2);

@@ -24,7 +24,13 @@ pub type Linear = Dense;
 impl Dense {
     /// BrainPy defaults: XavierNormal weights, zero bias, f64, trainable.
     pub fn new(num_in: usize, num_out: usize) -> Result<Dense> {
-        Dense::with_init(num_in, num_out, Init::XavierNormal(), Some(Init::Zeros), DType::F64)
+        Dense::with_init(
+            num_in,
+            num_out,
+            Init::XavierNormal(),
+            Some(Init::Zeros),
+            DType::F64,
+        )
     }
 
     /// Explicit initialisers (`b_init = None`: no bias) and element type.
@@ -46,7 +52,12 @@ impl Dense {
             Some(i) => Some(Variable::param(i.array(dtype, &[num_out])?)),
             None => None,
         };
-        Ok(Dense { num_in, num_out, w, b })
+        Ok(Dense {
+            num_in,
+            num_out,
+            w,
+            b,
+        })
     }
 }
 
@@ -60,7 +71,6 @@ impl Module for Dense {
             None => y,
         }
     }
-
 }
 
 impl VarOwner for Dense {

@@ -55,5 +55,4 @@ impl VarOwner for Sequential {
             visit_child_mut(n, m.as_mut(), f);
         }
     }
-
 }
