@@ -8,5 +8,6 @@
 
 pub mod ad;
 pub mod passes;
+pub mod pipeline;
 pub mod rewrite;
 pub mod surrogate;
