@@ -1,0 +1,3 @@
+//! IR-to-IR passes, one file each.
+
+pub mod fusion;
