@@ -1,1 +1,32 @@
-//! placeholder
+//! brainlift: train brain-dynamics models in Rust.
+//!
+//! Write a model with the tracing DSL ([`trace`], [`Tensor`]), and brainlift records it into
+//! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
+//! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
+
+pub mod dt;
+pub mod error;
+pub mod exec;
+pub mod init;
+pub mod nn;
+pub mod random;
+pub mod tensor_ops;
+pub mod trace;
+pub mod vars;
+
+pub use brainlift_ir::{DType, Function, Shape, TensorType};
+pub use brainlift_runtime::Tensor as Array;
+pub use dt::{get_dt, set_dt};
+pub use brainlift_runtime::Backend;
+pub use exec::{Binding, Bound, run_over_time, trace_over_time};
+pub use error::{Error, Result, TraceError};
+pub use tensor_ops::{broadcast_shapes, concat, stack};
+pub use trace::{Tensor, Tracer, trace};
+pub use vars::{Module, VarKind, Variable, named_vars, state_vars, train_vars, visit_child, visit_child_mut};
+
+/// Re-export of the IR crate.
+pub use brainlift_ir as ir;
+/// Re-export of the compiler crate.
+pub use brainlift_compiler as compiler;
+/// Re-export of the runtime crate.
+pub use brainlift_runtime as runtime;

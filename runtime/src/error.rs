@@ -30,6 +30,9 @@ pub enum RuntimeError {
         /// Why.
         msg: String,
     },
+    /// A configuration value (backend name, environment variable) is not valid.
+    #[error("{0}")]
+    Config(String),
     /// Code generation failed.
     #[error("codegen: {0}")]
     Codegen(String),

@@ -2,9 +2,13 @@
 //! executables behind one [`Executable`] interface.
 
 pub mod error;
+pub mod interp;
+pub mod npy;
+pub mod random;
 pub mod tensor;
 
 pub use error::RuntimeError;
+pub use interp::{Interpreter, interpret};
 pub use tensor::{Tensor, TensorData};
 
 use brainlift_ir::Function;
@@ -34,4 +38,54 @@ pub fn check_inputs(f: &Function, inputs: &[Tensor]) -> Result<(), RuntimeError>
         }
     }
     Ok(())
+}
+
+/// Which engine runs IR functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Cranelift-compiled kernels (the default).
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl Backend {
+    /// Parses `jit` or `interp`.
+    pub fn parse(s: &str) -> Result<Backend, RuntimeError> {
+        match s {
+            "jit" => Ok(Backend::Jit),
+            "interp" => Ok(Backend::Interp),
+            other => Err(RuntimeError::Config(format!(
+                "unknown backend '{other}': expected 'jit' or 'interp'"
+            ))),
+        }
+    }
+
+    /// The backend named by `BRAINLIFT_BACKEND` (`jit` when unset).
+    pub fn from_env() -> Result<Backend, RuntimeError> {
+        match std::env::var("BRAINLIFT_BACKEND") {
+            Ok(s) => Backend::parse(s.trim()).map_err(|_| {
+                RuntimeError::Config(format!(
+                    "BRAINLIFT_BACKEND='{s}' is not a backend: expected 'jit' or 'interp'"
+                ))
+            }),
+            Err(_) => Ok(Backend::Jit),
+        }
+    }
+
+    /// The name (`jit` / `interp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Jit => "jit",
+            Backend::Interp => "interp",
+        }
+    }
+}
+
+/// Prepares `f` for execution on `backend`.
+// Interim: the JIT backend lands with issue 4; until then both names run the interpreter.
+pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, RuntimeError> {
+    let _ = backend;
+    Ok(Box::new(Interpreter::new(f.clone())?))
 }
