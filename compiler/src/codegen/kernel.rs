@@ -13,8 +13,8 @@
 //!
 //! Element semantics equal the interpreter's: floats are computed in their own width (f32 ops
 //! round each result to f32), `max`/`min` return NaN when either operand is NaN and otherwise
-//! `a >= b ? a : b` / `a <= b ? a : b`, `i32` arithmetic is done in `f64` and converted back
-//! with saturation (division by zero gives 0), casts follow [`DType::round`], and
+//! `a >= b ? a : b` / `a <= b ? a : b`, `i32` arithmetic wraps (division by zero gives 0,
+//! `i32::MIN / -1` wraps), casts follow [`DType::round`], and
 //! transcendentals call the host functions of [`super::mathfns`]. The only intended difference
 //! is `fma` contraction of a multiply feeding an add or subtract (switch off with
 //! [`super::CodegenOptions::fma`]).
@@ -637,11 +637,20 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
 
     fn scalar_unary(&mut self, u: UnaryOp, dt: DType, x: Value) -> Value {
         match dt {
-            DType::I32 => {
-                let w = self.b.ins().fcvt_from_sint(types::F64, x);
-                let r = self.float_unary(u, types::F64, w);
-                self.b.ins().fcvt_to_sint_sat(types::I32, r)
-            }
+            DType::I32 => match u {
+                UnaryOp::Neg => self.b.ins().ineg(x),
+                UnaryOp::Abs => self.b.ins().iabs(x),
+                _ => {
+                    // sign (the type rule allows no other op on i32)
+                    let zero = self.b.ins().iconst(types::I32, 0);
+                    let one = self.b.ins().iconst(types::I32, 1);
+                    let mone = self.b.ins().iconst(types::I32, -1);
+                    let lt = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+                    let inner = self.b.ins().select(lt, mone, zero);
+                    let gt = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, x, 0);
+                    self.b.ins().select(gt, one, inner)
+                }
+            },
             _ => self.float_unary(u, scalar_ty(dt), x),
         }
     }
@@ -692,19 +701,27 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
 
     fn scalar_binary(&mut self, bo: BinaryOp, dt: DType, x: Value, y: Value, ca: Option<f64>, cb: Option<f64>) -> Value {
         match dt {
-            DType::I32 => {
-                let a = self.b.ins().fcvt_from_sint(types::F64, x);
-                let c = self.b.ins().fcvt_from_sint(types::F64, y);
-                let r = self.float_binary(bo, a, c, Some(0.0), Some(0.0));
-                let r = self.b.ins().fcvt_to_sint_sat(types::I32, r);
-                if bo == BinaryOp::Div {
+            // Wrapping i32 arithmetic, like the interpreter.
+            DType::I32 => match bo {
+                BinaryOp::Add => self.b.ins().iadd(x, y),
+                BinaryOp::Sub => self.b.ins().isub(x, y),
+                BinaryOp::Mul => self.b.ins().imul(x, y),
+                BinaryOp::Max => self.b.ins().smax(x, y),
+                BinaryOp::Min => self.b.ins().smin(x, y),
+                _ => {
+                    // div: x / 0 = 0, x / -1 = wrapping neg; sdiv never sees 0 or -1 (no trap).
+                    let one = self.b.ins().iconst(types::I32, 1);
                     let zero = self.b.ins().iconst(types::I32, 0);
                     let is0 = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
-                    self.b.ins().select(is0, zero, r)
-                } else {
-                    r
+                    let is_m1 = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                    let bad = self.b.ins().bor(is0, is_m1);
+                    let safe = self.b.ins().select(bad, one, y);
+                    let q = self.b.ins().sdiv(x, safe);
+                    let neg = self.b.ins().ineg(x);
+                    let q = self.b.ins().select(is_m1, neg, q);
+                    self.b.ins().select(is0, zero, q)
                 }
-            }
+            },
             _ => self.float_binary(bo, x, y, ca, cb),
         }
     }
