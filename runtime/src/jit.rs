@@ -509,6 +509,8 @@ pub struct JitExecutable {
     params: Vec<*mut u8>,
     /// Whether this executable's compiled part came from the cache.
     cache_hit: bool,
+    /// See [`direct_outputs`].
+    direct: Vec<Option<Vec<ValueId>>>,
 }
 
 // SAFETY: the raw pointers point into buffers owned by `state`/`compiled` (moved with the
@@ -531,7 +533,15 @@ impl JitExecutable {
     pub fn compile_with(f: &Function, opts: &CodegenOptions) -> Result<JitExecutable, RuntimeError> {
         let (compiled, hit) = cache::get_or_compile(f, opts)?;
         let state = new_state(&compiled.top);
-        Ok(JitExecutable { f: f.clone(), params: vec![std::ptr::null_mut(); f.params.len()], compiled, state, cache_hit: hit })
+        let direct = direct_outputs(&compiled.top);
+        Ok(JitExecutable {
+            f: f.clone(),
+            params: vec![std::ptr::null_mut(); f.params.len()],
+            compiled,
+            state,
+            cache_hit: hit,
+            direct,
+        })
     }
 
     /// The shared compiled part (plan, kernels, timings).
@@ -569,6 +579,80 @@ unsafe fn tensor_from(ty: &TensorType, p: *const u8) -> Result<Tensor, RuntimeEr
     Tensor::new(ty.clone(), data)
 }
 
+/// An output buffer allocated per call and written by the steps directly.
+enum OutBuf {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+    Bool(Vec<u8>),
+}
+
+impl OutBuf {
+    fn with_capacity(dt: DType, n: usize) -> OutBuf {
+        match dt {
+            DType::F64 => OutBuf::F64(Vec::with_capacity(n)),
+            DType::F32 => OutBuf::F32(Vec::with_capacity(n)),
+            DType::I32 => OutBuf::I32(Vec::with_capacity(n)),
+            DType::Bool => OutBuf::Bool(Vec::with_capacity(n)),
+        }
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        match self {
+            OutBuf::F64(v) => v.as_mut_ptr() as *mut u8,
+            OutBuf::F32(v) => v.as_mut_ptr() as *mut u8,
+            OutBuf::I32(v) => v.as_mut_ptr() as *mut u8,
+            OutBuf::Bool(v) => v.as_mut_ptr(),
+        }
+    }
+
+    /// # Safety
+    /// All `n` elements must have been written.
+    unsafe fn finish(self, n: usize) -> TensorData {
+        // SAFETY: guaranteed by the caller; the capacity is `n`.
+        unsafe {
+            match self {
+                OutBuf::F64(mut v) => {
+                    v.set_len(n);
+                    TensorData::F64(v)
+                }
+                OutBuf::F32(mut v) => {
+                    v.set_len(n);
+                    TensorData::F32(v)
+                }
+                OutBuf::I32(mut v) => {
+                    v.set_len(n);
+                    TensorData::I32(v)
+                }
+                OutBuf::Bool(mut v) => {
+                    v.set_len(n);
+                    for b in v.iter_mut() {
+                        *b = (*b != 0) as u8;
+                    }
+                    TensorData::Bool(v)
+                }
+            }
+        }
+    }
+}
+
+/// For each output: the values whose storage a per-call output buffer replaces, when the
+/// output is written by a step (its first occurrence only); `None` means copy at the end.
+fn direct_outputs(level: &Level) -> Vec<Option<Vec<ValueId>>> {
+    let f = &level.func;
+    let mut claimed = std::collections::HashSet::new();
+    f.outputs
+        .iter()
+        .map(|o| {
+            let r = level.layout.root[o.value.index()];
+            if level.layout.offset[r.index()].is_none() || !claimed.insert(r) {
+                return None;
+            }
+            Some((0..f.types.len()).map(|v| ValueId(v as u32)).filter(|v| level.layout.root[v.index()] == r).collect())
+        })
+        .collect()
+}
+
 impl Executable for JitExecutable {
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
         check_inputs(&self.f, inputs)?;
@@ -577,19 +661,39 @@ impl Executable for JitExecutable {
         }
         let top = &self.compiled.top;
         self.state.bind_params(&self.params);
+        let tf = &top.func;
+        // Steps write function outputs straight into the returned tensors' storage.
+        let mut bufs: Vec<Option<OutBuf>> = Vec::with_capacity(tf.outputs.len());
+        for (o, d) in tf.outputs.iter().zip(&self.direct) {
+            match d {
+                Some(vals) => {
+                    let ty = tf.ty(o.value);
+                    let mut b = OutBuf::with_capacity(ty.dtype, ty.numel());
+                    let p = b.ptr();
+                    for v in vals {
+                        self.state.ptrs[v.index()] = p;
+                    }
+                    bufs.push(Some(b));
+                }
+                None => bufs.push(None),
+            }
+        }
         // Bool inputs other than 0/1 are read as "nonzero is true" by every kernel.
         // SAFETY: inputs were checked against the function's types, every other buffer was
-        // planned from those types.
+        // planned from those types, and the output buffers have their values' sizes.
         unsafe { run_level(top, &mut self.state) };
-        let tf = &top.func;
-        tf.outputs
-            .iter()
-            .map(|o| {
-                let ty = tf.ty(o.value);
+        let mut outs = Vec::with_capacity(tf.outputs.len());
+        for (o, b) in tf.outputs.iter().zip(bufs) {
+            let ty = tf.ty(o.value);
+            let t = match b {
+                // SAFETY: the step defining the value wrote every element.
+                Some(b) => Tensor::new(ty.clone(), unsafe { b.finish(ty.numel()) })?,
                 // SAFETY: every output value has storage of its type.
-                unsafe { tensor_from(ty, self.state.ptrs[o.value.index()]) }
-            })
-            .collect()
+                None => unsafe { tensor_from(ty, self.state.ptrs[o.value.index()]) }?,
+            };
+            outs.push(t);
+        }
+        Ok(outs)
     }
 
     fn function(&self) -> &Function {

@@ -82,8 +82,49 @@ impl MatmulDesc {
     }
 }
 
+/// Below this many multiply-adds per batch (or for `k` up to [`SMALL_K`]) a plain loop beats
+/// `gemm`'s packing; it also sums in the interpreter's order.
+const SMALL_MNK: usize = 4096;
+/// See [`SMALL_MNK`].
+const SMALL_K: usize = 4;
+
+/// `out[i, :] = sum_kk a[i, kk] * b[kk, :]`, accumulating in increasing `kk` (row by row).
+unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
+    let (m, n, k) = (d.m, d.n, d.k);
+    // SAFETY: offsets follow the operand strides within their buffers.
+    unsafe {
+        for bt in 0..d.batch {
+            let (a, b) = (a.add(bt * d.a_batch), b.add(bt * d.b_batch));
+            let o = std::slice::from_raw_parts_mut(out.add(bt * m * n), m * n);
+            for i in 0..m {
+                let row = &mut o[i * n..(i + 1) * n];
+                row.fill(0.0);
+                for kk in 0..k {
+                    let x = *a.offset(i as isize * d.a_rs + kk as isize * d.a_cs);
+                    let bp = b.offset(kk as isize * d.b_rs);
+                    if d.b_cs == 1 {
+                        let br = std::slice::from_raw_parts(bp, n);
+                        for (r, y) in row.iter_mut().zip(br) {
+                            *r += x * y;
+                        }
+                    } else {
+                        for (j, r) in row.iter_mut().enumerate() {
+                            *r += x * *bp.offset(j as isize * d.b_cs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
     let (m, n, k) = (d.m, d.n, d.k);
+    if k <= SMALL_K || m * n * k <= SMALL_MNK {
+        // SAFETY: same buffers.
+        unsafe { small_f64(d, a, b, out) };
+        return;
+    }
     for bt in 0..d.batch {
         // SAFETY: offsets stay within the operand buffers (batch strides from their types).
         unsafe {
