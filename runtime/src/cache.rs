@@ -64,7 +64,10 @@ fn lock() -> std::sync::MutexGuard<'static, Cache> {
 /// The cache counters.
 pub fn cache_stats() -> CacheStats {
     let c = lock();
-    CacheStats { entries: c.map.values().map(|v| v.len()).sum(), ..c.stats }
+    CacheStats {
+        entries: c.map.values().map(|v| v.len()).sum(),
+        ..c.stats
+    }
 }
 
 /// Resets the counters (not the entries).
@@ -181,7 +184,11 @@ pub(crate) fn get_or_compile(
         // Another thread compiled it first: use theirs (ours is freed on drop).
         return Ok((e.compiled.clone(), false));
     }
-    bucket.push(Entry { key, opts: opts.clone(), compiled: compiled.clone() });
+    bucket.push(Entry {
+        key,
+        opts: opts.clone(),
+        compiled: compiled.clone(),
+    });
     c.order.push_back(fp);
     while c.order.len() > CAPACITY {
         if let Some(old) = c.order.pop_front() {

@@ -58,8 +58,17 @@ enum OpStep {
 
 /// One step of a level, lowered.
 enum LStep {
-    Kernel { f: KernelFn, ins: Vec<ValueId>, outs: Vec<ValueId>, numel: usize },
-    Op { op: OpStep, args: Vec<ValueId>, out: ValueId },
+    Kernel {
+        f: KernelFn,
+        ins: Vec<ValueId>,
+        outs: Vec<ValueId>,
+        numel: usize,
+    },
+    Op {
+        op: OpStep,
+        args: Vec<ValueId>,
+        out: ValueId,
+    },
     Scan(Box<ScanStep>),
 }
 
@@ -115,7 +124,12 @@ impl std::fmt::Debug for CompiledFunction {
 
 fn codegen_err(e: CodegenError) -> RuntimeError {
     match e {
-        CodegenError::Unsupported { op, dtype, msg, kernel } => RuntimeError::Unsupported {
+        CodegenError::Unsupported {
+            op,
+            dtype,
+            msg,
+            kernel,
+        } => RuntimeError::Unsupported {
             backend: "jit".into(),
             op,
             msg: format!("kernel k{kernel} on {dtype}: {msg}"),
@@ -125,7 +139,11 @@ fn codegen_err(e: CodegenError) -> RuntimeError {
 }
 
 fn unsupported(op: &str, msg: String) -> RuntimeError {
-    RuntimeError::Unsupported { backend: "jit".into(), op: op.into(), msg }
+    RuntimeError::Unsupported {
+        backend: "jit".into(),
+        op: op.into(),
+        msg,
+    }
 }
 
 impl CompiledFunction {
@@ -136,7 +154,12 @@ impl CompiledFunction {
         let plan = brainlift_compiler::passes::fusion::fuse(f)?;
         let kernels = Arc::new(CompiledKernels::compile(&plan, opts).map_err(codegen_err)?);
         let top = build_level(&plan, &kernels)?;
-        Ok(CompiledFunction { plan, top, kernels, compile_time: t0.elapsed() })
+        Ok(CompiledFunction {
+            plan,
+            top,
+            kernels,
+            compile_time: t0.elapsed(),
+        })
     }
 
     /// The fused plan.
@@ -191,9 +214,9 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
     for s in &plan.steps {
         match s {
             Step::Kernel(k) => {
-                let kf = kernels
-                    .get(k.id)
-                    .ok_or_else(|| RuntimeError::Codegen(format!("kernel k{} was not compiled", k.id)))?;
+                let kf = kernels.get(k.id).ok_or_else(|| {
+                    RuntimeError::Codegen(format!("kernel k{} was not compiled", k.id))
+                })?;
                 steps.push(LStep::Kernel {
                     f: kf,
                     ins: k.inputs.iter().map(|i| i.value).collect(),
@@ -208,7 +231,10 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                 let at = |j: usize| f.ty(args[j]);
                 let rt = f.ty(out);
                 let op = match &inst.op {
-                    Op::Matmul { transpose_lhs, transpose_rhs } => {
+                    Op::Matmul {
+                        transpose_lhs,
+                        transpose_rhs,
+                    } => {
                         let d = MatmulDesc::new(at(0), at(1), *transpose_lhs, *transpose_rhs);
                         scratch = scratch.max(d.scratch());
                         OpStep::Matmul(d)
@@ -219,7 +245,9 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                         OpStep::Reduce(d)
                     }
                     Op::Argmax { axis } => OpStep::Argmax(AxisDesc::new(at(0), *axis)),
-                    Op::Cumsum { axis, reverse } => OpStep::Cumsum(AxisDesc::new(at(0), *axis), *reverse),
+                    Op::Cumsum { axis, reverse } => {
+                        OpStep::Cumsum(AxisDesc::new(at(0), *axis), *reverse)
+                    }
                     Op::Transpose(perm) => {
                         let is = at(0).shape.strides();
                         let d = CopyDesc {
@@ -286,7 +314,12 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                 let i = &f.insts[*inst];
                 let s = match &i.op {
                     Op::Scan(s) => s,
-                    other => return Err(unsupported(other.name(), "scan step on a non-scan op".into())),
+                    other => {
+                        return Err(unsupported(
+                            other.name(),
+                            "scan step on a non-scan op".into(),
+                        ));
+                    }
                 };
                 let (nc, nx) = (s.num_carry, s.num_xs);
                 let args: Vec<ValueId> = i.args.to_vec();
@@ -323,8 +356,18 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
             }
         }
     }
-    let consts = plan.consts.iter().map(|(v, d)| (*v, const_bytes(f.ty(*v), d))).collect();
-    Ok(Level { func: f.clone(), layout, steps, consts, scratch })
+    let consts = plan
+        .consts
+        .iter()
+        .map(|(v, d)| (*v, const_bytes(f.ty(*v), d)))
+        .collect();
+    Ok(Level {
+        func: f.clone(),
+        layout,
+        steps,
+        consts,
+        scratch,
+    })
 }
 
 /// Mutable per-executable state of one level.
@@ -355,8 +398,11 @@ fn new_state(level: &Level) -> LevelState {
     let base = arena.as_mut_ptr() as *mut u8;
     let mut ptrs = vec![std::ptr::null_mut(); nv];
     let mut param_of = vec![None; nv];
-    let const_ptr: std::collections::HashMap<ValueId, *mut u8> =
-        level.consts.iter().map(|(v, b)| (*v, b.as_ptr() as *mut u8)).collect();
+    let const_ptr: std::collections::HashMap<ValueId, *mut u8> = level
+        .consts
+        .iter()
+        .map(|(v, b)| (*v, b.as_ptr() as *mut u8))
+        .collect();
     for v in 0..nv {
         let r = level.layout.root[v];
         if r.index() < f.params.len() {
@@ -373,7 +419,10 @@ fn new_state(level: &Level) -> LevelState {
     for s in &level.steps {
         match s {
             LStep::Kernel { ins, outs, .. } => {
-                kargs.push((vec![std::ptr::null(); ins.len()], vec![std::ptr::null_mut(); outs.len()]));
+                kargs.push((
+                    vec![std::ptr::null(); ins.len()],
+                    vec![std::ptr::null_mut(); outs.len()],
+                ));
             }
             LStep::Scan(sc) => {
                 scans.push(ScanState {
@@ -387,7 +436,14 @@ fn new_state(level: &Level) -> LevelState {
             LStep::Op { .. } => kargs.push((vec![], vec![])),
         }
     }
-    LevelState { arena, ptrs, param_of, kargs, scans, scratch: vec![0.0; level.scratch] }
+    LevelState {
+        arena,
+        ptrs,
+        param_of,
+        kargs,
+        scans,
+        scratch: vec![0.0; level.scratch],
+    }
 }
 
 impl LevelState {
@@ -409,7 +465,12 @@ unsafe fn run_level(level: &Level, st: &mut LevelState) {
     let mut scan_i = 0;
     for (si, step) in level.steps.iter().enumerate() {
         match step {
-            LStep::Kernel { f, ins, outs, numel } => {
+            LStep::Kernel {
+                f,
+                ins,
+                outs,
+                numel,
+            } => {
                 if *numel == 0 {
                     continue;
                 }
@@ -464,12 +525,20 @@ unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
     // SAFETY: every copy stays within buffers sized from the verified types.
     unsafe {
         for i in 0..nc {
-            std::ptr::copy_nonoverlapping(outer[sc.args[i].index()], ss.cur[i].as_mut_ptr() as *mut u8, sc.carry_bytes[i]);
+            std::ptr::copy_nonoverlapping(
+                outer[sc.args[i].index()],
+                ss.cur[i].as_mut_ptr() as *mut u8,
+                sc.carry_bytes[i],
+            );
         }
         let mut params = std::mem::take(&mut ss.params);
         let nparams = sc.args.len();
         for step in 0..sc.length {
-            let t = if sc.reverse { sc.length - 1 - step } else { step };
+            let t = if sc.reverse {
+                sc.length - 1 - step
+            } else {
+                step
+            };
             // Bind params: carries, x_t slices, constants. (`params` keeps its capacity.)
             params.clear();
             for i in 0..nc {
@@ -490,12 +559,20 @@ unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
             }
             for i in 0..nc {
                 let src = ss.body.ptrs[bf.outputs[i].value.index()];
-                std::ptr::copy_nonoverlapping(src, ss.next[i].as_mut_ptr() as *mut u8, sc.carry_bytes[i]);
+                std::ptr::copy_nonoverlapping(
+                    src,
+                    ss.next[i].as_mut_ptr() as *mut u8,
+                    sc.carry_bytes[i],
+                );
             }
             std::mem::swap(&mut ss.cur, &mut ss.next);
         }
         for i in 0..nc {
-            std::ptr::copy_nonoverlapping(ss.cur[i].as_ptr() as *const u8, outer[sc.results[i].index()], sc.carry_bytes[i]);
+            std::ptr::copy_nonoverlapping(
+                ss.cur[i].as_ptr() as *const u8,
+                outer[sc.results[i].index()],
+                sc.carry_bytes[i],
+            );
         }
         ss.params = params;
     }
@@ -519,7 +596,10 @@ unsafe impl Send for JitExecutable {}
 
 impl std::fmt::Debug for JitExecutable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitExecutable").field("function", &self.f.name).field("compiled", &self.compiled).finish()
+        f.debug_struct("JitExecutable")
+            .field("function", &self.f.name)
+            .field("compiled", &self.compiled)
+            .finish()
     }
 }
 
@@ -530,7 +610,10 @@ impl JitExecutable {
     }
 
     /// Compiles `f` with explicit code generation options (through the kernel cache).
-    pub fn compile_with(f: &Function, opts: &CodegenOptions) -> Result<JitExecutable, RuntimeError> {
+    pub fn compile_with(
+        f: &Function,
+        opts: &CodegenOptions,
+    ) -> Result<JitExecutable, RuntimeError> {
         let (compiled, hit) = cache::get_or_compile(f, opts)?;
         let state = new_state(&compiled.top);
         let direct = direct_outputs(&compiled.top);
@@ -570,10 +653,29 @@ unsafe fn tensor_from(ty: &TensorType, p: *const u8) -> Result<Tensor, RuntimeEr
     // SAFETY: `p` points to `n` elements of the type (or n == 0).
     let data = unsafe {
         match ty.dtype {
-            DType::F64 => TensorData::F64(if n == 0 { vec![] } else { std::slice::from_raw_parts(p as *const f64, n).to_vec() }),
-            DType::F32 => TensorData::F32(if n == 0 { vec![] } else { std::slice::from_raw_parts(p as *const f32, n).to_vec() }),
-            DType::I32 => TensorData::I32(if n == 0 { vec![] } else { std::slice::from_raw_parts(p as *const i32, n).to_vec() }),
-            DType::Bool => TensorData::Bool(if n == 0 { vec![] } else { std::slice::from_raw_parts(p, n).iter().map(|&b| (b != 0) as u8).collect() }),
+            DType::F64 => TensorData::F64(if n == 0 {
+                vec![]
+            } else {
+                std::slice::from_raw_parts(p as *const f64, n).to_vec()
+            }),
+            DType::F32 => TensorData::F32(if n == 0 {
+                vec![]
+            } else {
+                std::slice::from_raw_parts(p as *const f32, n).to_vec()
+            }),
+            DType::I32 => TensorData::I32(if n == 0 {
+                vec![]
+            } else {
+                std::slice::from_raw_parts(p as *const i32, n).to_vec()
+            }),
+            DType::Bool => TensorData::Bool(if n == 0 {
+                vec![]
+            } else {
+                std::slice::from_raw_parts(p, n)
+                    .iter()
+                    .map(|&b| (b != 0) as u8)
+                    .collect()
+            }),
         }
     };
     Tensor::new(ty.clone(), data)
@@ -648,7 +750,12 @@ fn direct_outputs(level: &Level) -> Vec<Option<Vec<ValueId>>> {
             if level.layout.offset[r.index()].is_none() || !claimed.insert(r) {
                 return None;
             }
-            Some((0..f.types.len()).map(|v| ValueId(v as u32)).filter(|v| level.layout.root[v.index()] == r).collect())
+            Some(
+                (0..f.types.len())
+                    .map(|v| ValueId(v as u32))
+                    .filter(|v| level.layout.root[v.index()] == r)
+                    .collect(),
+            )
         })
         .collect()
 }

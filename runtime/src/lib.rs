@@ -9,8 +9,8 @@ pub mod npy;
 pub mod random;
 pub mod tensor;
 
-pub use error::RuntimeError;
 pub use cache::{CacheStats, cache_stats};
+pub use error::RuntimeError;
 pub use interp::{Interpreter, interpret};
 pub use jit::JitExecutable;
 pub use tensor::{Tensor, TensorData};

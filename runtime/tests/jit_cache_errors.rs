@@ -1,9 +1,13 @@
 //! The kernel cache, the backend switch, and errors (never crashes) of the JIT backend.
 
 use brainlift_compiler::codegen::{CodegenError, CodegenOptions, CompiledKernels};
-use brainlift_compiler::passes::fusion::{FusedKernel, KernelInput, KernelNode, KernelNodeKind, KernelOutput};
+use brainlift_compiler::passes::fusion::{
+    FusedKernel, KernelInput, KernelNode, KernelNodeKind, KernelOutput,
+};
 use brainlift_ir::{DType, Function, FunctionBuilder, Shape, TensorType, UnaryOp, ValueId};
-use brainlift_runtime::{Backend, Executable, JitExecutable, RuntimeError, Tensor, cache_stats, compile};
+use brainlift_runtime::{
+    Backend, Executable, JitExecutable, RuntimeError, Tensor, cache_stats, compile,
+};
 
 fn scaled_exp(name: &str, scale: f64) -> Function {
     let mut b = FunctionBuilder::new(name);
@@ -39,7 +43,10 @@ fn second_compile_is_a_cache_hit_and_names_do_not_matter() {
     let x = Tensor::from_f64([5], vec![0.0, 1.0, -1.0, 2.0, 0.5]).unwrap();
     let mut c = c;
     let out = c.run(std::slice::from_ref(&x)).unwrap();
-    let want: Vec<f64> = [0.0f64, 1.0, -1.0, 2.0, 0.5].iter().map(|v| (v * 1.2345).exp()).collect();
+    let want: Vec<f64> = [0.0f64, 1.0, -1.0, 2.0, 0.5]
+        .iter()
+        .map(|v| (v * 1.2345).exp())
+        .collect();
     assert_eq!(out[0].as_f64().unwrap(), &want[..]);
     drop((a, b, c, d));
 }
@@ -86,16 +93,32 @@ fn unsupported_kernel_node_names_the_op() {
     let k = FusedKernel {
         id: 0,
         shape: Shape::new(&[3]),
-        inputs: vec![KernelInput { value: ValueId(0), dtype: DType::I32, strides: vec![1] }],
+        inputs: vec![KernelInput {
+            value: ValueId(0),
+            dtype: DType::I32,
+            strides: vec![1],
+        }],
         nodes: vec![
-            KernelNode { kind: KernelNodeKind::Input(0), dtype: DType::I32 },
-            KernelNode { kind: KernelNodeKind::Unary(UnaryOp::Exp, 0), dtype: DType::I32 },
+            KernelNode {
+                kind: KernelNodeKind::Input(0),
+                dtype: DType::I32,
+            },
+            KernelNode {
+                kind: KernelNodeKind::Unary(UnaryOp::Exp, 0),
+                dtype: DType::I32,
+            },
         ],
-        outputs: vec![KernelOutput { node: 1, value: ValueId(1) }],
+        outputs: vec![KernelOutput {
+            node: 1,
+            value: ValueId(1),
+        }],
         insts: vec![0],
     };
     let e = CompiledKernels::compile_kernels(&[&k], &CodegenOptions::default()).unwrap_err();
-    assert!(matches!(&e, CodegenError::Unsupported { op, .. } if op == "exp"), "{e}");
+    assert!(
+        matches!(&e, CodegenError::Unsupported { op, .. } if op == "exp"),
+        "{e}"
+    );
     assert!(e.to_string().contains("exp"), "{e}");
     // A node referring to a missing input.
     let mut k2 = k.clone();

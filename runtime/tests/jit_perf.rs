@@ -2,7 +2,9 @@
 //! `cargo test -p brainlift-runtime --test jit_perf -- --ignored --nocapture`).
 //! The real benchmark is `brainlift bench`; this only helps tuning.
 
-use brainlift_ir::{BinaryOp, DType, Function, FunctionBuilder, Op, Scan, Shape, TensorType, UnaryOp};
+use brainlift_ir::{
+    BinaryOp, DType, Function, FunctionBuilder, Op, Scan, Shape, TensorType, UnaryOp,
+};
 use brainlift_runtime::{Executable, Interpreter, JitExecutable, Tensor};
 use std::time::Instant;
 
@@ -49,14 +51,24 @@ fn perf_elementwise_chain() {
     });
     let (xv, yv) = (xs.as_f64().unwrap(), ys.as_f64().unwrap());
     let t_rust = best_of(20, || {
-        let out: Vec<f64> = xv.iter().zip(yv).map(|(x, y)| (0.7 * x + -1.3 * y).max(0.0)).collect();
+        let out: Vec<f64> = xv
+            .iter()
+            .zip(yv)
+            .map(|(x, y)| (0.7 * x + -1.3 * y).max(0.0))
+            .collect();
         std::hint::black_box(out);
     });
     let mut it = Interpreter::new(f.clone()).unwrap();
     let t_int = best_of(2, || {
         it.run(&inputs).unwrap();
     });
-    println!("elementwise 1e6: jit {:.3} ms, rust loop {:.3} ms, interp {:.3} ms, jit/rust {:.2}", t_jit * 1e3, t_rust * 1e3, t_int * 1e3, t_jit / t_rust);
+    println!(
+        "elementwise 1e6: jit {:.3} ms, rust loop {:.3} ms, interp {:.3} ms, jit/rust {:.2}",
+        t_jit * 1e3,
+        t_rust * 1e3,
+        t_int * 1e3,
+        t_jit / t_rust
+    );
 }
 
 #[test]
@@ -78,9 +90,34 @@ fn perf_matmul_128() {
     let mut out = vec![0.0; n * n];
     let (a, bb) = (xs.as_f64().unwrap(), ys.as_f64().unwrap());
     let t_gemm = best_of(50, || unsafe {
-        gemm::gemm(n, n, n, out.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, bb.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+        gemm::gemm(
+            n,
+            n,
+            n,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            n as isize,
+            bb.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     });
-    println!("matmul 128^3: jit {:.1} us, gemm {:.1} us, ratio gemm/jit {:.2}", t_jit * 1e6, t_gemm * 1e6, t_gemm / t_jit);
+    println!(
+        "matmul 128^3: jit {:.1} us, gemm {:.1} us, ratio gemm/jit {:.2}",
+        t_jit * 1e6,
+        t_gemm * 1e6,
+        t_gemm / t_jit
+    );
 }
 
 /// A BPTT-like forward: scan over T steps of h = tanh(h W + x_t U + b), then a loss.
@@ -94,7 +131,9 @@ fn rnn(t: usize, batch: usize, hid: usize, inp: usize) -> Function {
     let hw = body.matmul(h, w, false, false).unwrap();
     let xu = body.matmul(x, u, false, false).unwrap();
     let s = body.add(hw, xu).unwrap();
-    let bv = body.broadcast(bb, Shape::new(&[batch, hid]), vec![1]).unwrap();
+    let bv = body
+        .broadcast(bb, Shape::new(&[batch, hid]), vec![1])
+        .unwrap();
     let s = body.add(s, bv).unwrap();
     let hn = body.unary(UnaryOp::Tanh, s).unwrap();
     let body = body.finish([("h".to_string(), hn), ("y".to_string(), hn)]);
@@ -104,9 +143,22 @@ fn rnn(t: usize, batch: usize, hid: usize, inp: usize) -> Function {
     let w = b.param("w", tt(&[hid, hid]));
     let u = b.param("u", tt(&[inp, hid]));
     let bb = b.param("b", tt(&[hid]));
-    let r = b.push(Op::Scan(Box::new(Scan { length: t, num_carry: 1, num_xs: 1, reverse: false, body })), &[h0, xs, w, u, bb]).unwrap();
+    let r = b
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: t,
+                num_carry: 1,
+                num_xs: 1,
+                reverse: false,
+                body,
+            })),
+            &[h0, xs, w, u, bb],
+        )
+        .unwrap();
     let sq = b.mul(r[1], r[1]).unwrap();
-    let l = b.reduce(brainlift_ir::ReduceOp::Sum, sq, vec![0, 1, 2]).unwrap();
+    let l = b
+        .reduce(brainlift_ir::ReduceOp::Sum, sq, vec![0, 1, 2])
+        .unwrap();
     b.finish([("loss".to_string(), l), ("h".to_string(), r[0])])
 }
 
@@ -125,7 +177,13 @@ fn perf_rnn_scan() {
     let t_int = best_of(2, || {
         it.run(&inputs).unwrap();
     });
-    println!("rnn T=25 B=128 H=100: compile {:.2} ms, jit {:.3} ms, interp {:.3} ms, speedup {:.1}", tc * 1e3, t_jit * 1e3, t_int * 1e3, t_int / t_jit);
+    println!(
+        "rnn T=25 B=128 H=100: compile {:.2} ms, jit {:.3} ms, interp {:.3} ms, speedup {:.1}",
+        tc * 1e3,
+        t_jit * 1e3,
+        t_int * 1e3,
+        t_int / t_jit
+    );
 }
 
 #[test]
@@ -160,7 +218,8 @@ fn perf_pieces() {
         }),
         mk("sum_25x128x100", &|b| {
             let x = b.param("x", tt(&[25, bt, h]));
-            b.reduce(brainlift_ir::ReduceOp::Sum, x, vec![0, 1, 2]).unwrap()
+            b.reduce(brainlift_ir::ReduceOp::Sum, x, vec![0, 1, 2])
+                .unwrap()
         }),
     ];
     for f in fs {

@@ -16,15 +16,27 @@ const SIZES: [usize; 5] = [0, 1, 3, 17, 1023];
 
 /// Deterministic test values with special cases sprinkled in.
 fn values(n: usize, dt: DType, seed: u64, special: bool) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let u = (s >> 11) as f64 / (1u64 << 53) as f64; // [0,1)
         let x = match dt {
             DType::F64 | DType::F32 => {
                 if special && i % 13 == 5 {
-                    [0.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.0, -1.0][(i / 13) % 7]
+                    [
+                        0.0,
+                        -0.0,
+                        f64::NAN,
+                        f64::INFINITY,
+                        f64::NEG_INFINITY,
+                        1.0,
+                        -1.0,
+                    ][(i / 13) % 7]
                 } else {
                     (u * 6.0 - 3.0) * if i % 7 == 3 { 40.0 } else { 1.0 }
                 }
@@ -48,8 +60,11 @@ fn inputs_for(f: &Function, seed: u64, special: bool) -> Vec<Tensor> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            Tensor::from_f64_values(p.ty.clone(), &values(p.ty.numel(), p.ty.dtype, seed + i as u64 * 977, special))
-                .unwrap()
+            Tensor::from_f64_values(
+                p.ty.clone(),
+                &values(p.ty.numel(), p.ty.dtype, seed + i as u64 * 977, special),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -78,20 +93,34 @@ fn compare(what: &str, got: &[Tensor], want: &[Tensor], exact: bool, rel: f64) {
         assert_eq!(g.ty(), w.ty(), "{what}: output {k} type");
         let (gv, wv) = (g.to_f64_vec(), w.to_f64_vec());
         for (i, (a, b)) in gv.iter().zip(&wv).enumerate() {
-            let ok = if exact { a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) } else { close(*a, *b, rel) };
-            assert!(ok, "{what}: output {k} element {i}: jit {a:?} vs interp {b:?} (exact={exact})");
+            let ok = if exact {
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+            } else {
+                close(*a, *b, rel)
+            };
+            assert!(
+                ok,
+                "{what}: output {k} element {i}: jit {a:?} vs interp {b:?} (exact={exact})"
+            );
         }
     }
 }
 
 /// Runs `f` on the interpreter and on the JIT (fma on and off), twice each (steady state).
 fn check_with(f: &Function, inputs: &[Tensor], tol: Tol) {
-    let want = interpret(f, inputs).unwrap_or_else(|e| panic!("{}: interpreter failed: {e}", f.name));
+    let want =
+        interpret(f, inputs).unwrap_or_else(|e| panic!("{}: interpreter failed: {e}", f.name));
     for fma in [false, true] {
-        let opts = CodegenOptions { fma, ..CodegenOptions::default() };
-        let mut exe = JitExecutable::compile_with(f, &opts).unwrap_or_else(|e| panic!("{}: jit compile failed: {e}", f.name));
+        let opts = CodegenOptions {
+            fma,
+            ..CodegenOptions::default()
+        };
+        let mut exe = JitExecutable::compile_with(f, &opts)
+            .unwrap_or_else(|e| panic!("{}: jit compile failed: {e}", f.name));
         for run in 0..2 {
-            let got = exe.run(inputs).unwrap_or_else(|e| panic!("{}: jit run failed: {e}", f.name));
+            let got = exe
+                .run(inputs)
+                .unwrap_or_else(|e| panic!("{}: jit run failed: {e}", f.name));
             let what = format!("{} (fma={fma}, run {run})", f.name);
             match tol {
                 Tol::Exact(rel) => compare(&what, &got, &want, !fma, rel),
@@ -119,7 +148,11 @@ fn rel_for(dt: DType) -> f64 {
 
 fn one_op(name: &str, op: Op, arg_tys: &[TensorType]) -> Function {
     let mut b = FunctionBuilder::new(name);
-    let args: Vec<ValueId> = arg_tys.iter().enumerate().map(|(i, t)| b.param(format!("a{i}"), t.clone())).collect();
+    let args: Vec<ValueId> = arg_tys
+        .iter()
+        .enumerate()
+        .map(|(i, t)| b.param(format!("a{i}"), t.clone()))
+        .collect();
     let r = b.push(op, &args).unwrap();
     b.finish(r.iter().enumerate().map(|(i, v)| (format!("r{i}"), *v)))
 }
@@ -132,7 +165,11 @@ fn unary_ops_all_dtypes_and_sizes() {
                 if dt == DType::I32 && !u.allows_int() {
                     continue;
                 }
-                let f = one_op(&format!("{}_{dt}_{n}", u.name()), Op::Unary(u), &[tt(dt, &[n])]);
+                let f = one_op(
+                    &format!("{}_{dt}_{n}", u.name()),
+                    Op::Unary(u),
+                    &[tt(dt, &[n])],
+                );
                 check(&f, Tol::Exact(rel_for(dt)));
             }
         }
@@ -147,7 +184,11 @@ fn binary_ops_all_dtypes_and_sizes() {
                 if dt == DType::I32 && !bo.allows_int() {
                     continue;
                 }
-                let f = one_op(&format!("{}_{dt}_{n}", bo.name()), Op::Binary(bo), &[tt(dt, &[n]), tt(dt, &[n])]);
+                let f = one_op(
+                    &format!("{}_{dt}_{n}", bo.name()),
+                    Op::Binary(bo),
+                    &[tt(dt, &[n]), tt(dt, &[n])],
+                );
                 check(&f, Tol::Exact(rel_for(dt)));
             }
         }
@@ -159,16 +200,32 @@ fn compare_select_cast_all_dtypes() {
     for n in [1, 3, 17, 1023] {
         for dt in DType::ALL {
             for c in CompareOp::ALL {
-                let f = one_op(&format!("{}_{dt}_{n}", c.name()), Op::Compare(c), &[tt(dt, &[n]), tt(dt, &[n])]);
+                let f = one_op(
+                    &format!("{}_{dt}_{n}", c.name()),
+                    Op::Compare(c),
+                    &[tt(dt, &[n]), tt(dt, &[n])],
+                );
                 check(&f, Tol::Exact(0.0));
             }
-            let f = one_op(&format!("select_{dt}_{n}"), Op::Select, &[tt(DType::Bool, &[n]), tt(dt, &[n]), tt(dt, &[n])]);
+            let f = one_op(
+                &format!("select_{dt}_{n}"),
+                Op::Select,
+                &[tt(DType::Bool, &[n]), tt(dt, &[n]), tt(dt, &[n])],
+            );
             check(&f, Tol::Exact(0.0));
             for to in DType::ALL {
-                let f = one_op(&format!("cast_{dt}_{to}_{n}"), Op::Cast(to), &[tt(dt, &[n])]);
+                let f = one_op(
+                    &format!("cast_{dt}_{to}_{n}"),
+                    Op::Cast(to),
+                    &[tt(dt, &[n])],
+                );
                 check(&f, Tol::Exact(0.0));
             }
-            let f = one_op(&format!("stop_gradient_{dt}_{n}"), Op::StopGradient, &[tt(dt, &[n])]);
+            let f = one_op(
+                &format!("stop_gradient_{dt}_{n}"),
+                Op::StopGradient,
+                &[tt(dt, &[n])],
+            );
             check(&f, Tol::Exact(0.0));
         }
     }
@@ -258,10 +315,17 @@ fn matmul_shapes_transposes_dtypes() {
         for (a, bdims, tl, tr) in &cases {
             let f = one_op(
                 &format!("matmul_{dt}_{a:?}_{bdims:?}_{tl}_{tr}"),
-                Op::Matmul { transpose_lhs: *tl, transpose_rhs: *tr },
+                Op::Matmul {
+                    transpose_lhs: *tl,
+                    transpose_rhs: *tr,
+                },
                 &[tt(dt, a), tt(dt, bdims)],
             );
-            let tol = if dt == DType::I32 { Tol::Exact(0.0) } else { Tol::Rel(1e-12) };
+            let tol = if dt == DType::I32 {
+                Tol::Exact(0.0)
+            } else {
+                Tol::Rel(1e-12)
+            };
             let inputs = inputs_for(&f, 3, false);
             check_with(&f, &inputs, tol);
         }
@@ -270,7 +334,14 @@ fn matmul_shapes_transposes_dtypes() {
 
 #[test]
 fn reductions_argmax_cumsum() {
-    let shapes: Vec<Vec<usize>> = vec![vec![17], vec![3, 17], vec![2, 3, 5], vec![0, 4], vec![4, 0], vec![1, 1]];
+    let shapes: Vec<Vec<usize>> = vec![
+        vec![17],
+        vec![3, 17],
+        vec![2, 3, 5],
+        vec![0, 4],
+        vec![4, 0],
+        vec![1, 1],
+    ];
     for dt in [DType::F64, DType::F32, DType::I32] {
         for sh in &shapes {
             let r = sh.len();
@@ -278,17 +349,32 @@ fn reductions_argmax_cumsum() {
             for mask in 1..(1usize << r) {
                 let axes: Vec<usize> = (0..r).filter(|i| mask & (1 << i) != 0).collect();
                 for op in ReduceOp::ALL {
-                    let f = one_op(&format!("{}_{dt}_{sh:?}_{axes:?}", op.name()), Op::Reduce { op, axes: axes.clone() }, &[tt(dt, sh)]);
+                    let f = one_op(
+                        &format!("{}_{dt}_{sh:?}_{axes:?}", op.name()),
+                        Op::Reduce {
+                            op,
+                            axes: axes.clone(),
+                        },
+                        &[tt(dt, sh)],
+                    );
                     check(&f, Tol::Exact(0.0));
                 }
             }
             for axis in 0..r {
                 if sh[axis] > 0 {
-                    let f = one_op(&format!("argmax_{dt}_{sh:?}_{axis}"), Op::Argmax { axis }, &[tt(dt, sh)]);
+                    let f = one_op(
+                        &format!("argmax_{dt}_{sh:?}_{axis}"),
+                        Op::Argmax { axis },
+                        &[tt(dt, sh)],
+                    );
                     check(&f, Tol::Exact(0.0));
                 }
                 for reverse in [false, true] {
-                    let f = one_op(&format!("cumsum_{dt}_{sh:?}_{axis}_{reverse}"), Op::Cumsum { axis, reverse }, &[tt(dt, sh)]);
+                    let f = one_op(
+                        &format!("cumsum_{dt}_{sh:?}_{axis}_{reverse}"),
+                        Op::Cumsum { axis, reverse },
+                        &[tt(dt, sh)],
+                    );
                     check(&f, Tol::Exact(0.0));
                 }
             }
@@ -301,26 +387,80 @@ fn layout_ops() {
     for dt in DType::ALL {
         let x = tt(dt, &[2, 3, 5]);
         let fs = vec![
-            one_op("transpose", Op::Transpose(vec![2, 0, 1]), std::slice::from_ref(&x)),
-            one_op("transpose_id", Op::Transpose(vec![0, 1, 2]), std::slice::from_ref(&x)),
-            one_op("slice", Op::Slice { start: vec![1, 0, 2], end: vec![2, 3, 5] }, std::slice::from_ref(&x)),
-            one_op("slice_empty", Op::Slice { start: vec![1, 1, 2], end: vec![2, 1, 5] }, std::slice::from_ref(&x)),
-            one_op("pad", Op::Pad { low: vec![1, 0, 2], high: vec![0, 2, 1] }, std::slice::from_ref(&x)),
-            one_op("concat", Op::Concat { axis: 1 }, &[x.clone(), tt(dt, &[2, 4, 5]), x.clone()]),
+            one_op(
+                "transpose",
+                Op::Transpose(vec![2, 0, 1]),
+                std::slice::from_ref(&x),
+            ),
+            one_op(
+                "transpose_id",
+                Op::Transpose(vec![0, 1, 2]),
+                std::slice::from_ref(&x),
+            ),
+            one_op(
+                "slice",
+                Op::Slice {
+                    start: vec![1, 0, 2],
+                    end: vec![2, 3, 5],
+                },
+                std::slice::from_ref(&x),
+            ),
+            one_op(
+                "slice_empty",
+                Op::Slice {
+                    start: vec![1, 1, 2],
+                    end: vec![2, 1, 5],
+                },
+                std::slice::from_ref(&x),
+            ),
+            one_op(
+                "pad",
+                Op::Pad {
+                    low: vec![1, 0, 2],
+                    high: vec![0, 2, 1],
+                },
+                std::slice::from_ref(&x),
+            ),
+            one_op(
+                "concat",
+                Op::Concat { axis: 1 },
+                &[x.clone(), tt(dt, &[2, 4, 5]), x.clone()],
+            ),
             one_op("concat0", Op::Concat { axis: 0 }, &[x.clone(), x.clone()]),
-            one_op("reshape", Op::Reshape(Shape::new(&[5, 6])), std::slice::from_ref(&x)),
+            one_op(
+                "reshape",
+                Op::Reshape(Shape::new(&[5, 6])),
+                std::slice::from_ref(&x),
+            ),
         ];
         for f in fs {
-            let f = Function { name: format!("{}_{dt}", f.name), ..f };
+            let f = Function {
+                name: format!("{}_{dt}", f.name),
+                ..f
+            };
             check(&f, Tol::Exact(0.0));
         }
         // iota and constants (splat, values) feeding a kernel and returned directly.
         if dt != DType::Bool {
             let mut b = FunctionBuilder::new(format!("sources_{dt}"));
             let p = b.param("p", tt(dt, &[3, 4]));
-            let io = b.push1(Op::Iota { ty: tt(dt, &[3, 4]), axis: 1 }, &[]).unwrap();
+            let io = b
+                .push1(
+                    Op::Iota {
+                        ty: tt(dt, &[3, 4]),
+                        axis: 1,
+                    },
+                    &[],
+                )
+                .unwrap();
             let c = b
-                .push1(Op::Constant(Constant::from_values(tt(dt, &[3, 4]), (0..12).map(|i| i as f64 * 1.5 - 4.0).collect())), &[])
+                .push1(
+                    Op::Constant(Constant::from_values(
+                        tt(dt, &[3, 4]),
+                        (0..12).map(|i| i as f64 * 1.5 - 4.0).collect(),
+                    )),
+                    &[],
+                )
                 .unwrap();
             let s = b.splat(tt(dt, &[3, 4]), 2.5);
             let a1 = b.add(p, io).unwrap();
@@ -328,7 +468,13 @@ fn layout_ops() {
             let a3 = b.sub(a2, s).unwrap();
             let r = b.reshape(a3, Shape::new(&[12])).unwrap();
             let r2 = b.reshape(s, Shape::new(&[2, 6])).unwrap();
-            let f = b.finish([("a".to_string(), r), ("io".to_string(), io), ("c".to_string(), c), ("s".to_string(), s), ("r2".to_string(), r2)]);
+            let f = b.finish([
+                ("a".to_string(), r),
+                ("io".to_string(), io),
+                ("c".to_string(), c),
+                ("s".to_string(), s),
+                ("r2".to_string(), r2),
+            ]);
             check(&f, Tol::Exact(rel_for(dt)));
         }
     }
@@ -352,18 +498,34 @@ fn rnn_scan(len: usize, reverse: bool, dt: DType) -> Function {
     let y = body.mul(hn, two).unwrap();
     let one = body.splat(tt(dt, &[]), 1.0);
     let k2 = body.add(k, one).unwrap();
-    let bodyf = body.finish([("h".to_string(), hn), ("k".to_string(), k2), ("y".to_string(), y), ("k_t".to_string(), k)]);
+    let bodyf = body.finish([
+        ("h".to_string(), hn),
+        ("k".to_string(), k2),
+        ("y".to_string(), y),
+        ("k_t".to_string(), k),
+    ]);
     let mut b = FunctionBuilder::new(format!("rnn_scan_{len}_{reverse}_{dt}"));
     let h0 = b.param("h0", tt(dt, &[bsz, hid]));
     let k0 = b.param("k0", tt(dt, &[]));
     let xs = b.param("xs", tt(dt, &[len, bsz, hid]));
     let w = b.param("w", tt(dt, &[hid, hid]));
     let c = b.param("c", tt(dt, &[hid]));
-    let scan = Op::Scan(Box::new(Scan { length: len, num_carry: 2, num_xs: 1, reverse, body: bodyf }));
+    let scan = Op::Scan(Box::new(Scan {
+        length: len,
+        num_carry: 2,
+        num_xs: 1,
+        reverse,
+        body: bodyf,
+    }));
     let r = b.push(scan, &[h0, k0, xs, w, c]).unwrap();
     // Use the scan results in a following kernel too.
     let ys2 = b.unary(UnaryOp::Neg, r[2]).unwrap();
-    b.finish([("h".to_string(), r[0]), ("k".to_string(), r[1]), ("ys".to_string(), ys2), ("kt".to_string(), r[3])])
+    b.finish([
+        ("h".to_string(), r[0]),
+        ("k".to_string(), r[1]),
+        ("ys".to_string(), ys2),
+        ("kt".to_string(), r[3]),
+    ])
 }
 
 #[test]
@@ -388,19 +550,53 @@ fn nested_scan_and_carry_swap() {
     let bb = ib.param("b", tt(dt, &[4]));
     let x = ib.param("x", tt(dt, &[4]));
     let s = ib.add(a, x).unwrap();
-    let inner = ib.finish([("a".to_string(), bb), ("b".to_string(), s), ("y".to_string(), a)]);
+    let inner = ib.finish([
+        ("a".to_string(), bb),
+        ("b".to_string(), s),
+        ("y".to_string(), a),
+    ]);
     let mut ob = FunctionBuilder::new("outer_body");
     let a = ob.param("a", tt(dt, &[4]));
     let bb = ob.param("b", tt(dt, &[4]));
     let xs = ob.param("xs", tt(dt, &[3, 4]));
-    let r = ob.push(Op::Scan(Box::new(Scan { length: 3, num_carry: 2, num_xs: 1, reverse: false, body: inner })), &[a, bb, xs]).unwrap();
-    let outer_body = ob.finish([("a".to_string(), r[0]), ("b".to_string(), r[1]), ("y".to_string(), r[2])]);
+    let r = ob
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: 3,
+                num_carry: 2,
+                num_xs: 1,
+                reverse: false,
+                body: inner,
+            })),
+            &[a, bb, xs],
+        )
+        .unwrap();
+    let outer_body = ob.finish([
+        ("a".to_string(), r[0]),
+        ("b".to_string(), r[1]),
+        ("y".to_string(), r[2]),
+    ]);
     let mut b = FunctionBuilder::new("nested");
     let a = b.param("a", tt(dt, &[4]));
     let bb = b.param("b", tt(dt, &[4]));
     let xs = b.param("xs", tt(dt, &[3, 4]));
-    let r = b.push(Op::Scan(Box::new(Scan { length: 2, num_carry: 2, num_xs: 0, reverse: true, body: outer_body })), &[a, bb, xs]).unwrap();
-    let f = b.finish([("a".to_string(), r[0]), ("b".to_string(), r[1]), ("ys".to_string(), r[2])]);
+    let r = b
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: 2,
+                num_carry: 2,
+                num_xs: 0,
+                reverse: true,
+                body: outer_body,
+            })),
+            &[a, bb, xs],
+        )
+        .unwrap();
+    let f = b.finish([
+        ("a".to_string(), r[0]),
+        ("b".to_string(), r[1]),
+        ("ys".to_string(), r[2]),
+    ]);
     check(&f, Tol::Exact(1e-12));
 }
 
@@ -424,14 +620,26 @@ fn custom_vjp_runs_forward() {
     let th = b.param("th", tt(dt, &[n]));
     let d = b.sub(v, th).unwrap();
     let s = b
-        .push1(Op::CustomVjp(Box::new(CustomVjp { name: "spike".into(), forward, backward })), &[d])
+        .push1(
+            Op::CustomVjp(Box::new(CustomVjp {
+                name: "spike".into(),
+                forward,
+                backward,
+            })),
+            &[d],
+        )
         .unwrap();
     let v2 = b.mul(v, s).unwrap();
     let f = b.finish([("s".to_string(), s), ("v2".to_string(), v2)]);
     check(&f, Tol::Exact(1e-12));
     // The spike function fuses with its neighbours.
     let exe = JitExecutable::compile(&f).unwrap();
-    assert_eq!(exe.compiled().plan().steps.len(), 1, "{}", exe.compiled().plan());
+    assert_eq!(
+        exe.compiled().plan().steps.len(),
+        1,
+        "{}",
+        exe.compiled().plan()
+    );
 }
 
 #[test]
@@ -448,11 +656,9 @@ fn fma_contraction_is_used_and_close() {
         let d = b.sub(y, m2).unwrap();
         b.finish([("s".to_string(), s), ("d".to_string(), d)])
     };
-    let clif = brainlift_compiler::codegen::clif_text(
-        exe_plan(&f).as_ref(),
-        &CodegenOptions::default(),
-    )
-    .unwrap();
+    let clif =
+        brainlift_compiler::codegen::clif_text(exe_plan(&f).as_ref(), &CodegenOptions::default())
+            .unwrap();
     assert!(clif.contains("fma"), "no fma in\n{clif}");
     check(&f, Tol::Exact(1e-12));
 }
@@ -466,7 +672,11 @@ fn outputs_that_are_inputs_or_duplicated() {
     let mut b = FunctionBuilder::new("passthrough");
     let x = b.param("x", tt(DType::F64, &[3]));
     let y = b.unary(UnaryOp::Neg, x).unwrap();
-    let f = b.finish([("x".to_string(), x), ("y".to_string(), y), ("y2".to_string(), y)]);
+    let f = b.finish([
+        ("x".to_string(), x),
+        ("y".to_string(), y),
+        ("y2".to_string(), y),
+    ]);
     check(&f, Tol::Exact(0.0));
     let mut b = FunctionBuilder::new("empty");
     let x = b.param("x", tt(DType::F64, &[3]));

@@ -24,7 +24,7 @@ use super::{CodegenError, CodegenOptions};
 use crate::passes::fusion::{FusedKernel, KernelNodeKind};
 use brainlift_ir::{BinaryOp, CompareOp, DType, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -81,7 +81,9 @@ fn collapse(k: &FusedKernel) -> Space {
     }
     axes.reverse();
     let dims = axes.iter().map(|a| a.0).collect();
-    let strides = (0..k.inputs.len()).map(|i| axes.iter().map(|a| a.1[i]).collect()).collect();
+    let strides = (0..k.inputs.len())
+        .map(|i| axes.iter().map(|a| a.1[i]).collect())
+        .collect();
     Space { dims, strides }
 }
 
@@ -177,14 +179,23 @@ pub(crate) fn emit_kernel(
 
 fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
     let unsup = |op: &str, d: DType, msg: &str| {
-        Err(CodegenError::Unsupported { kernel: k.id, op: op.to_string(), dtype: d, msg: msg.to_string() })
+        Err(CodegenError::Unsupported {
+            kernel: k.id,
+            op: op.to_string(),
+            dtype: d,
+            msg: msg.to_string(),
+        })
     };
     for n in &k.nodes {
         let opd = |i: usize| k.nodes.get(i).map(|x| x.dtype);
         match &n.kind {
-            KernelNodeKind::Input(i) if *i >= k.inputs.len() => return unsup("load", n.dtype, "input index out of range"),
+            KernelNodeKind::Input(i) if *i >= k.inputs.len() => {
+                return unsup("load", n.dtype, "input index out of range");
+            }
             KernelNodeKind::Unary(u, a) => {
-                if !(n.dtype.is_float() || (u.allows_int() && n.dtype == DType::I32)) || opd(*a) != Some(n.dtype) {
+                if !(n.dtype.is_float() || (u.allows_int() && n.dtype == DType::I32))
+                    || opd(*a) != Some(n.dtype)
+                {
                     return unsup(u.name(), n.dtype, "operand type not supported");
                 }
             }
@@ -198,15 +209,28 @@ fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
             }
             KernelNodeKind::Compare(c, a, b) => {
                 if n.dtype != DType::Bool || opd(*a).is_none() || opd(*a) != opd(*b) {
-                    return unsup(c.name(), n.dtype, "operands must have equal types, result bool");
+                    return unsup(
+                        c.name(),
+                        n.dtype,
+                        "operands must have equal types, result bool",
+                    );
                 }
             }
             KernelNodeKind::Select(p, a, c) => {
-                if opd(*p) != Some(DType::Bool) || opd(*a) != Some(n.dtype) || opd(*c) != Some(n.dtype) {
-                    return unsup("select", n.dtype, "predicate must be bool and branches equal");
+                if opd(*p) != Some(DType::Bool)
+                    || opd(*a) != Some(n.dtype)
+                    || opd(*c) != Some(n.dtype)
+                {
+                    return unsup(
+                        "select",
+                        n.dtype,
+                        "predicate must be bool and branches equal",
+                    );
                 }
             }
-            KernelNodeKind::Cast(a) if opd(*a).is_none() => return unsup("cast", n.dtype, "operand out of range"),
+            KernelNodeKind::Cast(a) if opd(*a).is_none() => {
+                return unsup("cast", n.dtype, "operand out of range");
+            }
             _ => {}
         }
     }
@@ -217,7 +241,11 @@ fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
     }
     for i in &k.inputs {
         if i.strides.len() != k.shape.rank() {
-            return unsup("load", i.dtype, "input strides do not match the kernel rank");
+            return unsup(
+                "load",
+                i.dtype,
+                "input strides do not match the kernel rank",
+            );
         }
     }
     Ok(())
@@ -277,8 +305,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                 }
                 KernelNodeKind::Const(_) => Level::Entry,
                 KernelNodeKind::Unary(_, a) | KernelNodeKind::Cast(a) => self.level[*a],
-                KernelNodeKind::Binary(_, a, c) | KernelNodeKind::Compare(_, a, c) => self.level[*a].max(self.level[*c]),
-                KernelNodeKind::Select(p, a, c) => self.level[*p].max(self.level[*a]).max(self.level[*c]),
+                KernelNodeKind::Binary(_, a, c) | KernelNodeKind::Compare(_, a, c) => {
+                    self.level[*a].max(self.level[*c])
+                }
+                KernelNodeKind::Select(p, a, c) => {
+                    self.level[*p].max(self.level[*a]).max(self.level[*c])
+                }
             };
             self.level.push(lv);
         }
@@ -308,7 +340,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
 
     fn emit_entry_and_loops(&mut self) {
         // Hoist entry-level nodes (computed in scalar form, vector form by splat).
-        let entry_addr = Addr { in_base: self.in_ptrs.clone(), out_base: self.out_ptrs.clone(), elem: None, extra: 0 };
+        let entry_addr = Addr {
+            in_base: self.in_ptrs.clone(),
+            out_base: self.out_ptrs.clone(),
+            elem: None,
+            extra: 0,
+        };
         self.hoist(Level::Entry, &entry_addr);
         let outer = self.space.dims.len() - 1;
         let ins0: Vec<Value> = self.in_ptrs.clone();
@@ -360,7 +397,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     }
 
     fn mask_ty(&self) -> Type {
-        if self.lanes == 2 { types::I64X2 } else { types::I32X4 }
+        if self.lanes == 2 {
+            types::I64X2
+        } else {
+            types::I32X4
+        }
     }
 
     /// A counted loop `for i in 0..count` (count > 0), calling `body` with the index.
@@ -391,15 +432,23 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         let in_steps: Vec<i64> = (0..self.k.inputs.len())
             .map(|i| self.space.strides[i][level] as i64 * self.esize(self.k.inputs[i].dtype))
             .collect();
-        let out_steps: Vec<i64> =
-            self.k.outputs.iter().map(|o| row_elems * self.esize(self.k.nodes[o.node].dtype)).collect();
+        let out_steps: Vec<i64> = self
+            .k
+            .outputs
+            .iter()
+            .map(|o| row_elems * self.esize(self.k.nodes[o.node].dtype))
+            .collect();
         self.counted_loop(d, &mut |e: &mut Self, i| {
             let ins2: Vec<Value> = ins
                 .iter()
                 .zip(&in_steps)
-                .map(|(&p, &s)| if s == 0 { p } else {
-                    let off = e.b.ins().imul_imm_s(i, s);
-                    e.b.ins().iadd(p, off)
+                .map(|(&p, &s)| {
+                    if s == 0 {
+                        p
+                    } else {
+                        let off = e.b.ins().imul_imm_s(i, s);
+                        e.b.ins().iadd(p, off)
+                    }
                 })
                 .collect();
             let outs2: Vec<Value> = outs
@@ -415,7 +464,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     }
 
     fn emit_row(&mut self, ins: Vec<Value>, outs: Vec<Value>) {
-        let row_addr = Addr { in_base: ins.clone(), out_base: outs.clone(), elem: None, extra: 0 };
+        let row_addr = Addr {
+            in_base: ins.clone(),
+            out_base: outs.clone(),
+            elem: None,
+            extra: 0,
+        };
         self.hoist(Level::Row, &row_addr);
         // Hoisted outputs (entry/row level) are stored in the element loops like the others.
         let c = *self.space.dims.last().unwrap_or(&1) as i64;
@@ -428,7 +482,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             self.counted_loop(vec_iters, &mut |e: &mut Self, it| {
                 let elem = e.b.ins().imul_imm_s(it, per_iter);
                 for u in 0..unroll {
-                    let addr = Addr { in_base: ins.clone(), out_base: outs.clone(), elem: Some(elem), extra: u * l };
+                    let addr = Addr {
+                        in_base: ins.clone(),
+                        out_base: outs.clone(),
+                        elem: Some(elem),
+                        extra: u * l,
+                    };
                     e.vector_body(&addr);
                 }
             });
@@ -440,7 +499,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             let whole = tail / l;
             let base = self.b.ins().iconst(types::I64, done);
             for u in 0..whole {
-                let addr = Addr { in_base: ins.clone(), out_base: outs.clone(), elem: Some(base), extra: u * l };
+                let addr = Addr {
+                    in_base: ins.clone(),
+                    out_base: outs.clone(),
+                    elem: Some(base),
+                    extra: u * l,
+                };
                 self.vector_body(&addr);
             }
             start = done + whole * l;
@@ -449,7 +513,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         if rest > 0 {
             self.counted_loop(rest, &mut |e: &mut Self, it| {
                 let elem = e.b.ins().iadd_imm_s(it, start);
-                let addr = Addr { in_base: ins.clone(), out_base: outs.clone(), elem: Some(elem), extra: 0 };
+                let addr = Addr {
+                    in_base: ins.clone(),
+                    out_base: outs.clone(),
+                    elem: Some(elem),
+                    extra: 0,
+                };
                 e.scalar_body(&addr);
             });
         }
@@ -507,7 +576,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
         let node = &self.k.nodes[n];
         match node.kind {
-            KernelNodeKind::Binary(BinaryOp::Mul, a, b) if node.dtype.is_float() && self.uses[n] == 1 => Some((a, b)),
+            KernelNodeKind::Binary(BinaryOp::Mul, a, b)
+                if node.dtype.is_float() && self.uses[n] == 1 =>
+            {
+                Some((a, b))
+            }
             _ => None,
         }
     }
@@ -526,7 +599,8 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                 self.scalar_unary(u, dt, x)
             }
             KernelNodeKind::Binary(bo, a, c) => {
-                if dt.is_float() && matches!(bo, BinaryOp::Add | BinaryOp::Sub) && memo[n].is_none() {
+                if dt.is_float() && matches!(bo, BinaryOp::Add | BinaryOp::Sub) && memo[n].is_none()
+                {
                     if let Some(r) = self.try_fma_scalar(bo, a, c, addr, memo) {
                         return r;
                     }
@@ -557,7 +631,14 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
-    fn try_fma_scalar(&mut self, bo: BinaryOp, a: usize, c: usize, addr: &Addr, memo: &mut Vec<Option<Value>>) -> Option<Value> {
+    fn try_fma_scalar(
+        &mut self,
+        bo: BinaryOp,
+        a: usize,
+        c: usize,
+        addr: &Addr,
+        memo: &mut Vec<Option<Value>>,
+    ) -> Option<Value> {
         if let Some((x, y)) = self.fma_operand(a).filter(|_| memo[a].is_none()) {
             // a*b + c  or  a*b - c
             let xv = self.scalar_eval(x, addr, memo);
@@ -598,7 +679,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     }
 
     fn fconst(&mut self, ty: Type, x: f64) -> Value {
-        if ty == types::F32 { self.b.ins().f32const(x as f32) } else { self.b.ins().f64const(x) }
+        if ty == types::F32 {
+            self.b.ins().f32const(x as f32)
+        } else {
+            self.b.ins().f64const(x)
+        }
     }
 
     fn call_math(&mut self, f: MathFn, args: &[Value]) -> Value {
@@ -660,11 +745,19 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         // max: b non-NaN -> (b > a) ? b : a ;  general -> (a ult b) ? b : a, then a-NaN fix.
         // min: b non-NaN -> (b < a) ? b : a ;  general -> (a ugt b) ? b : a, then a-NaN fix.
         if b_ok {
-            let cc = if is_max { FloatCC::GreaterThan } else { FloatCC::LessThan };
+            let cc = if is_max {
+                FloatCC::GreaterThan
+            } else {
+                FloatCC::LessThan
+            };
             let c = self.b.ins().fcmp(cc, y, x);
             return self.b.ins().select(c, y, x);
         }
-        let cc = if is_max { FloatCC::UnorderedOrLessThan } else { FloatCC::UnorderedOrGreaterThan };
+        let cc = if is_max {
+            FloatCC::UnorderedOrLessThan
+        } else {
+            FloatCC::UnorderedOrGreaterThan
+        };
         let c = self.b.ins().fcmp(cc, x, y);
         let m = self.b.ins().select(c, y, x);
         if a_ok {
@@ -674,7 +767,14 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         self.b.ins().select(nan, x, m)
     }
 
-    fn float_binary(&mut self, bo: BinaryOp, x: Value, y: Value, ca: Option<f64>, cb: Option<f64>) -> Value {
+    fn float_binary(
+        &mut self,
+        bo: BinaryOp,
+        x: Value,
+        y: Value,
+        ca: Option<f64>,
+        cb: Option<f64>,
+    ) -> Value {
         match bo {
             BinaryOp::Add => self.b.ins().fadd(x, y),
             BinaryOp::Sub => self.b.ins().fsub(x, y),
@@ -699,7 +799,15 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
-    fn scalar_binary(&mut self, bo: BinaryOp, dt: DType, x: Value, y: Value, ca: Option<f64>, cb: Option<f64>) -> Value {
+    fn scalar_binary(
+        &mut self,
+        bo: BinaryOp,
+        dt: DType,
+        x: Value,
+        y: Value,
+        ca: Option<f64>,
+        cb: Option<f64>,
+    ) -> Value {
         match dt {
             // Wrapping i32 arithmetic, like the interpreter.
             DType::I32 => match bo {
@@ -797,7 +905,9 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     fn to_lanes(&mut self, v: VV, dt: DType) -> SmallVec<[Value; 4]> {
         match v {
             VV::Lanes(l) => l,
-            VV::Vec(x) => (0..self.lanes).map(|j| self.b.ins().extractlane(x, j as u8)).collect(),
+            VV::Vec(x) => (0..self.lanes)
+                .map(|j| self.b.ins().extractlane(x, j as u8))
+                .collect(),
             VV::Mask(m) => (0..self.lanes)
                 .map(|j| {
                     let l = self.b.ins().extractlane(m, j as u8);
@@ -873,7 +983,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                     let odt = self.k.nodes[a].dtype;
                     self.scalar_compare(c, odt, lanes_of[0][j], lanes_of[1][j])
                 }
-                KernelNodeKind::Select(..) => self.b.ins().select(lanes_of[0][j], lanes_of[1][j], lanes_of[2][j]),
+                KernelNodeKind::Select(..) => {
+                    self.b
+                        .ins()
+                        .select(lanes_of[0][j], lanes_of[1][j], lanes_of[2][j])
+                }
                 _ => lanes_of[0][j],
             };
             out.push(r);
@@ -896,7 +1010,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                 let sz = self.esize(self.k.inputs[i].dtype) as i32;
                 let st = st as i32;
                 let lanes = (0..self.lanes)
-                    .map(|j| self.b.ins().load(scalar_ty(dt), mem(), p, off + j as i32 * st * sz))
+                    .map(|j| {
+                        self.b
+                            .ins()
+                            .load(scalar_ty(dt), mem(), p, off + j as i32 * st * sz)
+                    })
                     .collect();
                 VV::Lanes(lanes)
             }
@@ -951,12 +1069,20 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                         let a_ok = self.const_of(a).is_some_and(|v| !v.is_nan());
                         let b_ok = self.const_of(c).is_some_and(|v| !v.is_nan());
                         if b_ok {
-                            let cc = if is_max { FloatCC::GreaterThan } else { FloatCC::LessThan };
+                            let cc = if is_max {
+                                FloatCC::GreaterThan
+                            } else {
+                                FloatCC::LessThan
+                            };
                             let m = self.b.ins().fcmp(cc, y, x);
                             let m = self.b.ins().bitcast(vt, vflags(), m);
                             self.b.ins().bitselect(m, y, x)
                         } else {
-                            let cc = if is_max { FloatCC::UnorderedOrLessThan } else { FloatCC::UnorderedOrGreaterThan };
+                            let cc = if is_max {
+                                FloatCC::UnorderedOrLessThan
+                            } else {
+                                FloatCC::UnorderedOrGreaterThan
+                            };
                             let m = self.b.ins().fcmp(cc, x, y);
                             let m = self.b.ins().bitcast(vt, vflags(), m);
                             let r = self.b.ins().bitselect(m, y, x);
@@ -971,7 +1097,9 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                     }
                 })
             }
-            KernelNodeKind::Compare(c, a, b2) if self.native_ty(self.k.nodes[a].dtype).is_some() => {
+            KernelNodeKind::Compare(c, a, b2)
+                if self.native_ty(self.k.nodes[a].dtype).is_some() =>
+            {
                 let odt = self.k.nodes[a].dtype;
                 let av = self.vec_eval(a, addr, memo);
                 let x = self.to_vec(av, odt);

@@ -44,7 +44,13 @@ pub enum MathFn {
 
 impl MathFn {
     /// All functions, in symbol-table order.
-    pub const ALL: [MathFn; 5] = [MathFn::Exp, MathFn::Log, MathFn::Tanh, MathFn::Sigmoid, MathFn::Pow];
+    pub const ALL: [MathFn; 5] = [
+        MathFn::Exp,
+        MathFn::Log,
+        MathFn::Tanh,
+        MathFn::Sigmoid,
+        MathFn::Pow,
+    ];
 
     /// The symbol name registered with the JIT.
     pub fn symbol(self) -> &'static str {

@@ -34,11 +34,11 @@ pub mod mathfns;
 
 use crate::passes::fusion::{FusedKernel, KernelPlan};
 use brainlift_ir::DType;
-use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::ir::{AbiParam, UserFuncName, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
 use mathfns::MathFn;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -92,7 +92,13 @@ pub struct CodegenOptions {
 
 impl Default for CodegenOptions {
     fn default() -> Self {
-        CodegenOptions { fma: true, unroll: 4, keep_clif: false, opt_level: "none", native_isa: true }
+        CodegenOptions {
+            fma: true,
+            unroll: 4,
+            keep_clif: false,
+            opt_level: "none",
+            native_isa: true,
+        }
     }
 }
 
@@ -131,23 +137,34 @@ impl Drop for CompiledKernels {
 
 fn make_isa(opts: &CodegenOptions) -> Result<cranelift_codegen::isa::OwnedTargetIsa, CodegenError> {
     let mut fb = settings::builder();
-    let set = |fb: &mut settings::Builder, k: &str, v: &str| fb.set(k, v).map_err(|e| CodegenError::Isa(format!("{k}={v}: {e}")));
+    let set = |fb: &mut settings::Builder, k: &str, v: &str| {
+        fb.set(k, v)
+            .map_err(|e| CodegenError::Isa(format!("{k}={v}: {e}")))
+    };
     set(&mut fb, "opt_level", opts.opt_level)?;
     set(&mut fb, "use_colocated_libcalls", "false")?;
     set(&mut fb, "is_pic", "false")?;
-    let ib = cranelift_native::builder_with_options(opts.native_isa).map_err(|e| CodegenError::Isa(e.to_string()))?;
-    ib.finish(settings::Flags::new(fb)).map_err(|e| CodegenError::Isa(e.to_string()))
+    let ib = cranelift_native::builder_with_options(opts.native_isa)
+        .map_err(|e| CodegenError::Isa(e.to_string()))?;
+    ib.finish(settings::Flags::new(fb))
+        .map_err(|e| CodegenError::Isa(e.to_string()))
 }
 
 impl CompiledKernels {
     /// Compiles every kernel of `plan` (and of its nested bodies) into one module.
-    pub fn compile(plan: &KernelPlan, opts: &CodegenOptions) -> Result<CompiledKernels, CodegenError> {
+    pub fn compile(
+        plan: &KernelPlan,
+        opts: &CodegenOptions,
+    ) -> Result<CompiledKernels, CodegenError> {
         let kernels = plan.kernels();
         Self::compile_kernels(&kernels, opts)
     }
 
     /// Compiles the given kernels (ids must be distinct) into one module.
-    pub fn compile_kernels(kernels: &[&FusedKernel], opts: &CodegenOptions) -> Result<CompiledKernels, CodegenError> {
+    pub fn compile_kernels(
+        kernels: &[&FusedKernel],
+        opts: &CodegenOptions,
+    ) -> Result<CompiledKernels, CodegenError> {
         let t0 = Instant::now();
         let isa = make_isa(opts)?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
@@ -155,7 +172,12 @@ impl CompiledKernels {
             jb.symbol(f.symbol(), f.address());
         }
         let mut module = JITModule::new(jb);
-        let mut out = CompiledKernels { module: None, fns: Vec::new(), clif: Vec::new(), compile_time: Duration::ZERO };
+        let mut out = CompiledKernels {
+            module: None,
+            fns: Vec::new(),
+            clif: Vec::new(),
+            compile_time: Duration::ZERO,
+        };
         let res = Self::define_all(&mut module, kernels, opts, &mut out.clif);
         let ids = match res {
             Ok(ids) => ids,
@@ -168,7 +190,10 @@ impl CompiledKernels {
         if let Err(e) = module.finalize_definitions() {
             // SAFETY: as above.
             unsafe { module.free_memory() };
-            return Err(CodegenError::Cranelift { kernel: usize::MAX, msg: e.to_string() });
+            return Err(CodegenError::Cranelift {
+                kernel: usize::MAX,
+                msg: e.to_string(),
+            });
         }
         let max_id = kernels.iter().map(|k| k.id + 1).max().unwrap_or(0);
         out.fns = vec![None; max_id];
@@ -188,7 +213,10 @@ impl CompiledKernels {
         opts: &CodegenOptions,
         clif: &mut Vec<(usize, String)>,
     ) -> Result<Vec<(usize, FuncId)>, CodegenError> {
-        let mc = |e: cranelift_module::ModuleError| CodegenError::Cranelift { kernel: usize::MAX, msg: e.to_string() };
+        let mc = |e: cranelift_module::ModuleError| CodegenError::Cranelift {
+            kernel: usize::MAX,
+            msg: e.to_string(),
+        };
         let mut math_ids = HashMap::new();
         for f in MathFn::ALL {
             let mut sig = module.make_signature();
@@ -196,7 +224,9 @@ impl CompiledKernels {
                 sig.params.push(AbiParam::new(types::F64));
             }
             sig.returns.push(AbiParam::new(types::F64));
-            let id = module.declare_function(f.symbol(), Linkage::Import, &sig).map_err(mc)?;
+            let id = module
+                .declare_function(f.symbol(), Linkage::Import, &sig)
+                .map_err(mc)?;
             math_ids.insert(f, id);
         }
         let ptr = module.target_config().pointer_type();
@@ -204,7 +234,10 @@ impl CompiledKernels {
         let mut fctx = FunctionBuilderContext::new();
         let mut ids = Vec::new();
         for k in kernels {
-            let kc = |e: cranelift_module::ModuleError| CodegenError::Cranelift { kernel: k.id, msg: format!("{e:?}") };
+            let kc = |e: cranelift_module::ModuleError| CodegenError::Cranelift {
+                kernel: k.id,
+                msg: format!("{e:?}"),
+            };
             ctx.func.signature.params.push(AbiParam::new(ptr));
             ctx.func.signature.params.push(AbiParam::new(ptr));
             ctx.func.name = UserFuncName::user(0, k.id as u32);
@@ -221,7 +254,9 @@ impl CompiledKernels {
                 clif.push((k.id, ctx.func.display().to_string()));
             }
             let name = format!("brainlift_kernel_{}", k.id);
-            let id = module.declare_function(&name, Linkage::Local, &ctx.func.signature).map_err(kc)?;
+            let id = module
+                .declare_function(&name, Linkage::Local, &ctx.func.signature)
+                .map_err(kc)?;
             module.define_function(id, &mut ctx).map_err(kc)?;
             module.clear_context(&mut ctx);
             ids.push((k.id, id));
@@ -258,7 +293,10 @@ impl CompiledKernels {
 /// The CLIF text of every kernel of `plan` (compiled with `opts` but `keep_clif` set), each
 /// preceded by a `; kernel kN` line; for `ir dump --stage clif`.
 pub fn clif_text(plan: &KernelPlan, opts: &CodegenOptions) -> Result<String, CodegenError> {
-    let opts = CodegenOptions { keep_clif: true, ..opts.clone() };
+    let opts = CodegenOptions {
+        keep_clif: true,
+        ..opts.clone()
+    };
     let c = CompiledKernels::compile(plan, &opts)?;
     let mut s = String::new();
     for (id, text) in c.clif() {

@@ -36,8 +36,8 @@
 //! deduplicating kernel inputs (quadratic in the inputs of one kernel, which are few).
 
 use brainlift_ir::{
-    BinaryOp, CompareOp, DType, Function, FunctionBuilder, IrError, Op, Scan,
-    Shape, TensorType, UnaryOp, ValueId,
+    BinaryOp, CompareOp, DType, Function, FunctionBuilder, IrError, Op, Scan, Shape, TensorType,
+    UnaryOp, ValueId,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -57,7 +57,11 @@ pub struct KernelInput {
 impl KernelInput {
     /// True when the operand is read element for element (no broadcast).
     pub fn is_full(&self, shape: &Shape) -> bool {
-        self.strides.iter().zip(shape.strides().iter()).zip(shape.dims()).all(|((a, b), d)| a == b || *d == 1)
+        self.strides
+            .iter()
+            .zip(shape.strides().iter())
+            .zip(shape.dims())
+            .all(|((a, b), d)| a == b || *d == 1)
     }
 }
 
@@ -261,18 +265,29 @@ pub fn inline_custom_vjp(f: &Function) -> Result<Function, IrError> {
             }
             Op::Scan(s) => {
                 let body = inline_custom_vjp(&s.body)?;
-                let op = Op::Scan(Box::new(Scan { body, ..(**s).clone() }));
+                let op = Op::Scan(Box::new(Scan {
+                    body,
+                    ..(**s).clone()
+                }));
                 map.extend(b.push(op, &args)?);
             }
             op => map.extend(b.push(op.clone(), &args)?),
         }
     }
-    Ok(b.finish(f.outputs.iter().map(|o| (o.name.clone(), map[o.value.index()]))))
+    Ok(b.finish(
+        f.outputs
+            .iter()
+            .map(|o| (o.name.clone(), map[o.value.index()])),
+    ))
 }
 
 /// Emits the instructions of `body` into `b` with its inputs bound to `args`; returns the
 /// values of its outputs.
-fn inline_into(b: &mut FunctionBuilder, body: &Function, args: &[ValueId]) -> Result<Vec<ValueId>, IrError> {
+fn inline_into(
+    b: &mut FunctionBuilder,
+    body: &Function,
+    args: &[ValueId],
+) -> Result<Vec<ValueId>, IrError> {
     let mut map: Vec<ValueId> = args.to_vec();
     for inst in &body.insts {
         let a: Vec<ValueId> = inst.args.iter().map(|x| map[x.index()]).collect();
@@ -283,7 +298,10 @@ fn inline_into(b: &mut FunctionBuilder, body: &Function, args: &[ValueId]) -> Re
             }
             Op::Scan(s) => {
                 let inner = inline_custom_vjp(&s.body)?;
-                let op = Op::Scan(Box::new(Scan { body: inner, ..(**s).clone() }));
+                let op = Op::Scan(Box::new(Scan {
+                    body: inner,
+                    ..(**s).clone()
+                }));
                 map.extend(b.push(op, &a)?);
             }
             op => map.extend(b.push(op.clone(), &a)?),
@@ -332,7 +350,12 @@ impl<'a> Fuser<'a> {
         for k in kind.iter_mut().take(f.params.len()) {
             *k = ValKind::Param;
         }
-        Fuser { f, kind, groups: Vec::new(), is_step: vec![false; f.insts.len()] }
+        Fuser {
+            f,
+            kind,
+            groups: Vec::new(),
+            is_step: vec![false; f.insts.len()],
+        }
     }
 
     fn group_of(&self, v: ValueId) -> Option<usize> {
@@ -389,7 +412,12 @@ impl<'a> Fuser<'a> {
                     // A broadcast load: the operand is materialised, the result starts a group.
                     self.seal_operands(&inst.args);
                     let g = self.groups.len();
-                    self.groups.push(Group { shape: rty.shape.clone(), insts: vec![k], open: true, dead: false });
+                    self.groups.push(Group {
+                        shape: rty.shape.clone(),
+                        insts: vec![k],
+                        open: true,
+                        dead: false,
+                    });
                     self.kind[inst.results[0].index()] = ValKind::Group(g);
                 }
                 op if is_elementwise(op) => {
@@ -409,7 +437,12 @@ impl<'a> Fuser<'a> {
                     let target = match cands.first() {
                         Some(&g) => g,
                         None => {
-                            self.groups.push(Group { shape: rty.shape.clone(), insts: vec![], open: true, dead: false });
+                            self.groups.push(Group {
+                                shape: rty.shape.clone(),
+                                insts: vec![],
+                                open: true,
+                                dead: false,
+                            });
                             self.groups.len() - 1
                         }
                     };
@@ -478,7 +511,10 @@ impl<'a> Fuser<'a> {
             need_const[o.value.index()] = true;
         }
         for (k, inst) in f.insts.iter().enumerate() {
-            let in_kernel = inst.results.first().is_some_and(|r| self.group_of(*r).is_some());
+            let in_kernel = inst
+                .results
+                .first()
+                .is_some_and(|r| self.group_of(*r).is_some());
             for &a in &inst.args {
                 let splat = self.splat_of(a).is_some();
                 if !in_kernel || !splat {
@@ -491,7 +527,9 @@ impl<'a> Fuser<'a> {
         let mut aliases = Vec::new();
         for v in 0..f.types.len() {
             match &self.kind[v] {
-                ValKind::Splat(x) if need_const[v] => consts.push((ValueId(v as u32), ConstData::Splat(*x))),
+                ValKind::Splat(x) if need_const[v] => {
+                    consts.push((ValueId(v as u32), ConstData::Splat(*x)))
+                }
                 ValKind::Source(d) if need_const[v] => consts.push((ValueId(v as u32), d.clone())),
                 ValKind::Alias(a) => aliases.push((ValueId(v as u32), *a)),
                 _ => {}
@@ -503,6 +541,12 @@ impl<'a> Fuser<'a> {
             let mut o = vec![false; f.types.len()];
             for out in &f.outputs {
                 o[out.value.index()] = true;
+            }
+            // A value whose reshape alias is returned is returned storage too.
+            for (v, a) in aliases.iter().rev() {
+                if o[v.index()] {
+                    o[a.index()] = true;
+                }
             }
             o
         };
@@ -525,7 +569,10 @@ impl<'a> Fuser<'a> {
                 match &inst.op {
                     Op::Scan(s) => {
                         let body = fuse_with_ids(&s.body, next_id)?;
-                        steps.push(Step::Scan { inst: k, body: Box::new(body) });
+                        steps.push(Step::Scan {
+                            inst: k,
+                            body: Box::new(body),
+                        });
                     }
                     _ => steps.push(Step::Op(k)),
                 }
@@ -541,7 +588,13 @@ impl<'a> Fuser<'a> {
             }
         }
         report.kernels_after = steps.len();
-        Ok(KernelPlan { func: f.clone(), steps, consts, aliases, report })
+        Ok(KernelPlan {
+            func: f.clone(),
+            steps,
+            consts,
+            aliases,
+            report,
+        })
     }
 
     fn build_kernel(&self, g: usize, used_outside: &[bool], next_id: &mut usize) -> FusedKernel {
@@ -551,10 +604,14 @@ impl<'a> Fuser<'a> {
         let full_strides: Vec<usize> = shape.strides().to_vec();
         let mut inputs: Vec<KernelInput> = Vec::new();
         let mut nodes: Vec<KernelNode> = Vec::new();
-        let mut node_of: std::collections::HashMap<ValueId, usize> = std::collections::HashMap::new();
+        let mut node_of: std::collections::HashMap<ValueId, usize> =
+            std::collections::HashMap::new();
         let mut outputs = Vec::new();
 
-        let add_input = |inputs: &mut Vec<KernelInput>, nodes: &mut Vec<KernelNode>, inp: KernelInput| -> usize {
+        let add_input = |inputs: &mut Vec<KernelInput>,
+                         nodes: &mut Vec<KernelNode>,
+                         inp: KernelInput|
+         -> usize {
             let dtype = inp.dtype;
             let i = match inputs.iter().position(|x| *x == inp) {
                 Some(i) => i,
@@ -563,10 +620,16 @@ impl<'a> Fuser<'a> {
                     inputs.len() - 1
                 }
             };
-            if let Some(n) = nodes.iter().position(|n| n.kind == KernelNodeKind::Input(i)) {
+            if let Some(n) = nodes
+                .iter()
+                .position(|n| n.kind == KernelNodeKind::Input(i))
+            {
                 return n;
             }
-            nodes.push(KernelNode { kind: KernelNodeKind::Input(i), dtype });
+            nodes.push(KernelNode {
+                kind: KernelNodeKind::Input(i),
+                dtype,
+            });
             nodes.len() - 1
         };
 
@@ -575,17 +638,29 @@ impl<'a> Fuser<'a> {
             let r = inst.results[0];
             let rdt = f.ty(r).dtype;
             // Operand nodes (external operands become inputs or constants).
-            let operand = |v: ValueId, nodes: &mut Vec<KernelNode>, inputs: &mut Vec<KernelInput>| -> usize {
-                if let Some(&n) = node_of.get(&v) {
-                    return n;
-                }
-                let dt = f.ty(v).dtype;
-                if let Some(x) = self.splat_of(v) {
-                    nodes.push(KernelNode { kind: KernelNodeKind::Const(x), dtype: dt });
-                    return nodes.len() - 1;
-                }
-                add_input(inputs, nodes, KernelInput { value: v, dtype: dt, strides: full_strides.clone() })
-            };
+            let operand =
+                |v: ValueId, nodes: &mut Vec<KernelNode>, inputs: &mut Vec<KernelInput>| -> usize {
+                    if let Some(&n) = node_of.get(&v) {
+                        return n;
+                    }
+                    let dt = f.ty(v).dtype;
+                    if let Some(x) = self.splat_of(v) {
+                        nodes.push(KernelNode {
+                            kind: KernelNodeKind::Const(x),
+                            dtype: dt,
+                        });
+                        return nodes.len() - 1;
+                    }
+                    add_input(
+                        inputs,
+                        nodes,
+                        KernelInput {
+                            value: v,
+                            dtype: dt,
+                            strides: full_strides.clone(),
+                        },
+                    )
+                };
             let node = match &inst.op {
                 Op::Broadcast { dims, .. } => {
                     let a = inst.args[0];
@@ -600,13 +675,27 @@ impl<'a> Fuser<'a> {
                                 strides[d] = src[i];
                             }
                         }
-                        add_input(&mut inputs, &mut nodes, KernelInput { value: a, dtype: at.dtype, strides })
+                        add_input(
+                            &mut inputs,
+                            &mut nodes,
+                            KernelInput {
+                                value: a,
+                                dtype: at.dtype,
+                                strides,
+                            },
+                        )
                     }
                 }
                 Op::StopGradient => operand(inst.args[0], &mut nodes, &mut inputs),
-                Op::Cast(d) if *d == f.ty(inst.args[0]).dtype => operand(inst.args[0], &mut nodes, &mut inputs),
+                Op::Cast(d) if *d == f.ty(inst.args[0]).dtype => {
+                    operand(inst.args[0], &mut nodes, &mut inputs)
+                }
                 op => {
-                    let a: Vec<usize> = inst.args.iter().map(|&v| operand(v, &mut nodes, &mut inputs)).collect();
+                    let a: Vec<usize> = inst
+                        .args
+                        .iter()
+                        .map(|&v| operand(v, &mut nodes, &mut inputs))
+                        .collect();
                     let kind = match op {
                         Op::Unary(u) => KernelNodeKind::Unary(*u, a[0]),
                         Op::Binary(b) => KernelNodeKind::Binary(*b, a[0], a[1]),
@@ -627,13 +716,29 @@ impl<'a> Fuser<'a> {
         }
         let id = *next_id;
         *next_id += 1;
-        FusedKernel { id, shape, inputs, nodes, outputs, insts: grp.insts.clone() }
+        FusedKernel {
+            id,
+            shape,
+            inputs,
+            nodes,
+            outputs,
+            insts: grp.insts.clone(),
+        }
     }
 }
 
 /// True for the ops a kernel node can compute (broadcast is handled separately).
 fn is_elementwise(op: &Op) -> bool {
-    matches!(op, Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) | Op::StopGradient | Op::Broadcast { .. })
+    matches!(
+        op,
+        Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Cast(_)
+            | Op::StopGradient
+            | Op::Broadcast { .. }
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,7 +779,13 @@ impl KernelPlan {
             writeln!(out, "{pad}  const %{}: {} = {d}", v.0, ty_str(f.ty(*v)))?;
         }
         for (v, a) in &self.aliases {
-            writeln!(out, "{pad}  alias %{}: {} = reshape %{}", v.0, ty_str(f.ty(*v)), a.0)?;
+            writeln!(
+                out,
+                "{pad}  alias %{}: {} = reshape %{}",
+                v.0,
+                ty_str(f.ty(*v)),
+                a.0
+            )?;
         }
         for s in &self.steps {
             match s {
@@ -684,7 +795,12 @@ impl KernelPlan {
                         out,
                         "{pad}  kernel k{} [{}] over {}: {} op(s) ({})",
                         k.id,
-                        k.shape.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+                        k.shape
+                            .dims()
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         k.numel(),
                         k.insts.len(),
                         names.join(", ")
@@ -695,7 +811,12 @@ impl KernelPlan {
                         } else {
                             format!("broadcast strides={:?}", inp.strides)
                         };
-                        writeln!(out, "{pad}    in{i} = %{}: {} ({how})", inp.value.0, ty_str(f.ty(inp.value)))?;
+                        writeln!(
+                            out,
+                            "{pad}    in{i} = %{}: {} ({how})",
+                            inp.value.0,
+                            ty_str(f.ty(inp.value))
+                        )?;
                     }
                     for (n, node) in k.nodes.iter().enumerate() {
                         let body = match &node.kind {
@@ -709,18 +830,36 @@ impl KernelPlan {
                         };
                         writeln!(out, "{pad}    n{n}: {} = {body}", node.dtype)?;
                     }
-                    let outs: Vec<String> = k.outputs.iter().map(|o| format!("%{} = n{}", o.value.0, o.node)).collect();
+                    let outs: Vec<String> = k
+                        .outputs
+                        .iter()
+                        .map(|o| format!("%{} = n{}", o.value.0, o.node))
+                        .collect();
                     writeln!(out, "{pad}    out: {}", outs.join(", "))?;
                 }
                 Step::Op(i) => {
                     let inst = &f.insts[*i];
-                    let res: Vec<String> = inst.results.iter().map(|r| format!("%{}: {}", r.0, ty_str(f.ty(*r)))).collect();
+                    let res: Vec<String> = inst
+                        .results
+                        .iter()
+                        .map(|r| format!("%{}: {}", r.0, ty_str(f.ty(*r))))
+                        .collect();
                     let args: Vec<String> = inst.args.iter().map(|a| format!("%{}", a.0)).collect();
-                    writeln!(out, "{pad}  op {} = {} {}", res.join(", "), inst.op.name(), args.join(", "))?;
+                    writeln!(
+                        out,
+                        "{pad}  op {} = {} {}",
+                        res.join(", "),
+                        inst.op.name(),
+                        args.join(", ")
+                    )?;
                 }
                 Step::Scan { inst, body } => {
                     let i = &f.insts[*inst];
-                    let res: Vec<String> = i.results.iter().map(|r| format!("%{}: {}", r.0, ty_str(f.ty(*r)))).collect();
+                    let res: Vec<String> = i
+                        .results
+                        .iter()
+                        .map(|r| format!("%{}: {}", r.0, ty_str(f.ty(*r))))
+                        .collect();
                     let args: Vec<String> = i.args.iter().map(|a| format!("%{}", a.0)).collect();
                     let (len, rev) = match &i.op {
                         Op::Scan(s) => (s.length, s.reverse),
@@ -738,7 +877,96 @@ impl KernelPlan {
                 }
             }
         }
-        let outs: Vec<String> = f.outputs.iter().map(|o| format!("{} = %{}", o.name, o.value.0)).collect();
+        let outs: Vec<String> = f
+            .outputs
+            .iter()
+            .map(|o| format!("{} = %{}", o.name, o.value.0))
+            .collect();
         writeln!(out, "{pad}  return {}", outs.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brainlift_ir::{FunctionBuilder, ReduceOp, verify};
+    use expect_test::expect;
+
+    fn t(dims: &[usize]) -> TensorType {
+        TensorType::new(DType::F64, dims)
+    }
+
+    /// a = exp(x); s = sum(a, axis 1); b = a - broadcast(s); return b, s
+    fn softmaxish() -> Function {
+        let mut b = FunctionBuilder::new("softmaxish");
+        let x = b.param("x", t(&[2, 3]));
+        let a = b.unary(UnaryOp::Exp, x).unwrap();
+        let s = b.reduce(ReduceOp::Sum, a, vec![1]).unwrap();
+        let sb = b.broadcast(s, Shape::new(&[2, 3]), vec![0]).unwrap();
+        let d = b.sub(a, sb).unwrap();
+        let two = b.splat(t(&[2, 3]), 2.0);
+        let m = b.mul(d, two).unwrap();
+        let r = b.reshape(m, Shape::new(&[6])).unwrap();
+        let f = b.finish([("b".to_string(), r), ("s".to_string(), s)]);
+        verify(&f).unwrap();
+        f
+    }
+
+    #[test]
+    fn reduction_is_a_boundary_and_the_consumer_group_fuses_the_broadcast() {
+        let plan = fuse(&softmaxish()).unwrap();
+        expect![[r#"
+            fused @softmaxish: 3 steps (2 fused kernels); loops 6 -> 3; intermediate bytes 144 -> 48
+              alias %7: f64[6] = reshape %6
+              kernel k0 [2,3] over 6: 1 op(s) (exp)
+                in0 = %0: f64[2,3] (full)
+                n0: f64 = load in0
+                n1: f64 = exp n0
+                out: %1 = n1
+              op %2: f64[2] = reduce_sum %1
+              kernel k1 [2,3] over 6: 3 op(s) (broadcast, sub, mul)
+                in0 = %2: f64[2] (broadcast strides=[1, 0])
+                in1 = %1: f64[2,3] (full)
+                n0: f64 = load in0
+                n1: f64 = load in1
+                n2: f64 = sub n1, n0
+                n3: f64 = const 2.0
+                n4: f64 = mul n2, n3
+                out: %6 = n4
+              return b = %7, s = %2
+        "#]]
+        .assert_eq(&plan.to_string());
+    }
+
+    #[test]
+    fn independent_chains_merge_and_sealed_groups_stay_closed() {
+        // p = x*y ; q = exp(x) ; r = p + q  -> one kernel; m = matmul(r, w) ; u = r * 3 -> r's
+        // group is sealed by the matmul, so u is a second kernel reading r.
+        let mut b = FunctionBuilder::new("merge");
+        let x = b.param("x", t(&[2, 2]));
+        let y = b.param("y", t(&[2, 2]));
+        let w = b.param("w", t(&[2, 2]));
+        let p = b.mul(x, y).unwrap();
+        let q = b.unary(UnaryOp::Exp, x).unwrap();
+        let r = b.add(p, q).unwrap();
+        let m = b.matmul(r, w, false, false).unwrap();
+        let three = b.splat(t(&[2, 2]), 3.0);
+        let u = b.mul(r, three).unwrap();
+        let v = b.add(u, m).unwrap();
+        let f = b.finish([("v".to_string(), v)]);
+        let plan = fuse(&f).unwrap();
+        let kinds: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Kernel(k) => format!("k{}", k.insts.len()),
+                Step::Op(i) => f.insts[*i].op.name().to_string(),
+                Step::Scan { .. } => "scan".into(),
+            })
+            .collect();
+        assert_eq!(kinds, ["k3", "matmul", "k2"]);
+        assert_eq!(plan.report.kernels_before, 6);
+        assert_eq!(plan.report.kernels_after, 3);
+        assert_eq!(plan.kernels().len(), 2);
     }
 }

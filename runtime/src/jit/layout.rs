@@ -30,7 +30,10 @@ pub(crate) struct Layout {
 pub(crate) fn step_defs_uses(plan: &KernelPlan, s: &Step) -> (Vec<ValueId>, Vec<ValueId>) {
     let f = &plan.func;
     match s {
-        Step::Kernel(k) => (k.outputs.iter().map(|o| o.value).collect(), k.inputs.iter().map(|i| i.value).collect()),
+        Step::Kernel(k) => (
+            k.outputs.iter().map(|o| o.value).collect(),
+            k.inputs.iter().map(|i| i.value).collect(),
+        ),
         Step::Op(i) | Step::Scan { inst: i, .. } => {
             let inst = &f.insts[*i];
             (inst.results.to_vec(), inst.args.to_vec())
@@ -86,8 +89,11 @@ pub(crate) fn plan_layout(plan: &KernelPlan) -> Layout {
     let mut offset = vec![None; nv];
     let mut arena = 0;
     for (size, s, e, v) in items {
-        let mut conflicts: Vec<(usize, usize)> =
-            placed.iter().filter(|p| p.2 <= e && s <= p.3).map(|p| (p.0, p.1)).collect();
+        let mut conflicts: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|p| p.2 <= e && s <= p.3)
+            .map(|p| (p.0, p.1))
+            .collect();
         conflicts.sort_unstable();
         let mut off = 0;
         for (po, ps) in conflicts {
@@ -100,5 +106,10 @@ pub(crate) fn plan_layout(plan: &KernelPlan) -> Layout {
         offset[v] = Some(off);
         arena = arena.max(off + size);
     }
-    Layout { root, offset, arena_bytes: arena, unshared_bytes: unshared }
+    Layout {
+        root,
+        offset,
+        arena_bytes: arena,
+        unshared_bytes: unshared,
+    }
 }

@@ -67,9 +67,29 @@ impl MatmulDesc {
         let r = ad.len();
         let batch = ad[..r - 2].iter().product();
         let (a0, a1, b0, b1) = (ad[r - 2], ad[r - 1], bd[r - 2], bd[r - 1]);
-        let (m, k, a_rs, a_cs) = if tl { (a1, a0, 1, a1 as isize) } else { (a0, a1, a1 as isize, 1) };
-        let (n, b_rs, b_cs) = if tr { (b0, 1, b1 as isize) } else { (b1, b1 as isize, 1) };
-        MatmulDesc { batch, m, n, k, a_rs, a_cs, b_rs, b_cs, a_batch: a0 * a1, b_batch: b0 * b1, dtype: a.dtype }
+        let (m, k, a_rs, a_cs) = if tl {
+            (a1, a0, 1, a1 as isize)
+        } else {
+            (a0, a1, a1 as isize, 1)
+        };
+        let (n, b_rs, b_cs) = if tr {
+            (b0, 1, b1 as isize)
+        } else {
+            (b1, b1 as isize, 1)
+        };
+        MatmulDesc {
+            batch,
+            m,
+            n,
+            k,
+            a_rs,
+            a_cs,
+            b_rs,
+            b_cs,
+            a_batch: a0 * a1,
+            b_batch: b0 * b1,
+            dtype: a.dtype,
+        }
     }
 
     /// `f64` scratch elements needed (for `f32`: converted operands and result).
@@ -128,7 +148,11 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
     for bt in 0..d.batch {
         // SAFETY: offsets stay within the operand buffers (batch strides from their types).
         unsafe {
-            let (a, b, o) = (a.add(bt * d.a_batch), b.add(bt * d.b_batch), out.add(bt * m * n));
+            let (a, b, o) = (
+                a.add(bt * d.a_batch),
+                b.add(bt * d.b_batch),
+                out.add(bt * m * n),
+            );
             if k == 0 {
                 std::ptr::write_bytes(o, 0, m * n);
                 continue;
@@ -159,7 +183,13 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
 }
 
 /// Runs a matmul. `scratch` must hold at least [`MatmulDesc::scratch`] elements.
-pub(crate) unsafe fn matmul(d: &MatmulDesc, a: *const u8, b: *const u8, out: *mut u8, scratch: &mut [f64]) {
+pub(crate) unsafe fn matmul(
+    d: &MatmulDesc,
+    a: *const u8,
+    b: *const u8,
+    out: *mut u8,
+    scratch: &mut [f64],
+) {
     if d.m == 0 || d.n == 0 || d.batch == 0 {
         return;
     }
@@ -192,8 +222,16 @@ pub(crate) unsafe fn matmul(d: &MatmulDesc, a: *const u8, b: *const u8, out: *mu
                         for j in 0..d.n {
                             let mut acc = 0i32;
                             for kk in 0..d.k {
-                                let x = *a.offset((bt * d.a_batch) as isize + i as isize * d.a_rs + kk as isize * d.a_cs);
-                                let y = *b.offset((bt * d.b_batch) as isize + kk as isize * d.b_rs + j as isize * d.b_cs);
+                                let x = *a.offset(
+                                    (bt * d.a_batch) as isize
+                                        + i as isize * d.a_rs
+                                        + kk as isize * d.a_cs,
+                                );
+                                let y = *b.offset(
+                                    (bt * d.b_batch) as isize
+                                        + kk as isize * d.b_rs
+                                        + j as isize * d.b_cs,
+                                );
                                 acc = acc.wrapping_add(x.wrapping_mul(y));
                             }
                             *o.add((bt * d.m + i) * d.n + j) = acc;
@@ -248,12 +286,22 @@ impl ReduceDesc {
             }
             dims.push((d, in_strides[i], os));
         }
-        ReduceDesc { op, dtype: a.dtype, dims, in_numel: a.numel(), out_numel: out_dims.iter().product() }
+        ReduceDesc {
+            op,
+            dtype: a.dtype,
+            dims,
+            in_numel: a.numel(),
+            out_numel: out_dims.iter().product(),
+        }
     }
 
     /// `f64` scratch elements needed (accumulators for non-`f64` results).
     pub fn scratch(&self) -> usize {
-        if self.dtype == DType::F64 { 0 } else { self.out_numel }
+        if self.dtype == DType::F64 {
+            0
+        } else {
+            self.out_numel
+        }
     }
 }
 
@@ -306,17 +354,41 @@ pub(crate) unsafe fn reduce(d: &ReduceDesc, x: *const u8, out: *mut u8, scratch:
             }
             return;
         }
-        let acc: *mut f64 = if d.dtype == DType::F64 { out as *mut f64 } else { scratch.as_mut_ptr() };
+        let acc: *mut f64 = if d.dtype == DType::F64 {
+            out as *mut f64
+        } else {
+            scratch.as_mut_ptr()
+        };
         for i in 0..d.out_numel {
             *acc.add(i) = init;
         }
         if d.in_numel > 0 {
             let op = d.op;
             match (op, d.dtype) {
-                (ReduceOp::Sum, DType::F64) => reduce_rec(&d.dims, x as *const f64, acc, |v| v, |a, b| a + b),
-                (_, DType::F64) => reduce_rec(&d.dims, x as *const f64, acc, |v| v, move |a, b| op.combine(a, b)),
-                (_, DType::F32) => reduce_rec(&d.dims, x as *const f32, acc, |v| v as f64, move |a, b| op.combine(a, b)),
-                _ => reduce_rec(&d.dims, x as *const i32, acc, |v| v as f64, move |a, b| op.combine(a, b)),
+                (ReduceOp::Sum, DType::F64) => {
+                    reduce_rec(&d.dims, x as *const f64, acc, |v| v, |a, b| a + b)
+                }
+                (_, DType::F64) => reduce_rec(
+                    &d.dims,
+                    x as *const f64,
+                    acc,
+                    |v| v,
+                    move |a, b| op.combine(a, b),
+                ),
+                (_, DType::F32) => reduce_rec(
+                    &d.dims,
+                    x as *const f32,
+                    acc,
+                    |v| v as f64,
+                    move |a, b| op.combine(a, b),
+                ),
+                _ => reduce_rec(
+                    &d.dims,
+                    x as *const i32,
+                    acc,
+                    |v| v as f64,
+                    move |a, b| op.combine(a, b),
+                ),
             }
         }
         if d.dtype != DType::F64 {
@@ -444,7 +516,8 @@ impl CopyDesc {
             if d == 1 {
                 continue;
             }
-            if let (Some(ld), Some(ls), Some(lds)) = (dims.last_mut(), ss.last_mut(), ds.last_mut()) {
+            if let (Some(ld), Some(ls), Some(lds)) = (dims.last_mut(), ss.last_mut(), ds.last_mut())
+            {
                 if *ls == self.src_strides[i] * d && *lds == self.dst_strides[i] * d {
                     *ld *= d;
                     *ls = self.src_strides[i];
@@ -467,7 +540,13 @@ impl CopyDesc {
     }
 }
 
-unsafe fn copy_rec<T: Copy>(dims: &[usize], ss: &[usize], ds: &[usize], src: *const T, dst: *mut T) {
+unsafe fn copy_rec<T: Copy>(
+    dims: &[usize],
+    ss: &[usize],
+    ds: &[usize],
+    src: *const T,
+    dst: *mut T,
+) {
     // SAFETY: offsets follow the descriptor, which was derived from the verified types.
     unsafe {
         match dims.len() {
@@ -483,7 +562,13 @@ unsafe fn copy_rec<T: Copy>(dims: &[usize], ss: &[usize], ds: &[usize], src: *co
             }
             _ => {
                 for i in 0..dims[0] {
-                    copy_rec(&dims[1..], &ss[1..], &ds[1..], src.add(i * ss[0]), dst.add(i * ds[0]));
+                    copy_rec(
+                        &dims[1..],
+                        &ss[1..],
+                        &ds[1..],
+                        src.add(i * ss[0]),
+                        dst.add(i * ds[0]),
+                    );
                 }
             }
         }
@@ -498,9 +583,27 @@ pub(crate) unsafe fn copy(d: &CopyDesc, dt: DType, src: *const u8, dst: *mut u8)
     // SAFETY: as in `copy_rec`.
     unsafe {
         match dt.size_bytes() {
-            8 => copy_rec(&d.dims, &d.src_strides, &d.dst_strides, (src as *const u64).add(d.src_offset), (dst as *mut u64).add(d.dst_offset)),
-            4 => copy_rec(&d.dims, &d.src_strides, &d.dst_strides, (src as *const u32).add(d.src_offset), (dst as *mut u32).add(d.dst_offset)),
-            _ => copy_rec(&d.dims, &d.src_strides, &d.dst_strides, src.add(d.src_offset), dst.add(d.dst_offset)),
+            8 => copy_rec(
+                &d.dims,
+                &d.src_strides,
+                &d.dst_strides,
+                (src as *const u64).add(d.src_offset),
+                (dst as *mut u64).add(d.dst_offset),
+            ),
+            4 => copy_rec(
+                &d.dims,
+                &d.src_strides,
+                &d.dst_strides,
+                (src as *const u32).add(d.src_offset),
+                (dst as *mut u32).add(d.dst_offset),
+            ),
+            _ => copy_rec(
+                &d.dims,
+                &d.src_strides,
+                &d.dst_strides,
+                src.add(d.src_offset),
+                dst.add(d.dst_offset),
+            ),
         }
     }
 }
