@@ -191,8 +191,8 @@ pub(crate) fn get_or_compile(
     });
     c.order.push_back(fp);
     while c.order.len() > CAPACITY {
-        if let Some(old) = c.order.pop_front() {
-            if let Some(v) = c.map.get_mut(&old) {
+        if let Some(old) = c.order.pop_front()
+            && let Some(v) = c.map.get_mut(&old) {
                 if !v.is_empty() {
                     v.remove(0);
                 }
@@ -200,7 +200,6 @@ pub(crate) fn get_or_compile(
                     c.map.remove(&old);
                 }
             }
-        }
     }
     Ok((compiled, false))
 }

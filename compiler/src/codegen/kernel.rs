@@ -68,11 +68,11 @@ fn collapse(k: &FusedKernel) -> Space {
             continue;
         }
         let s: Vec<usize> = k.inputs.iter().map(|i| i.strides[ax]).collect();
-        if let Some((ld, ls)) = axes.last_mut() {
-            if s.iter().zip(ls.iter()).all(|(a, b)| *a == *b * *ld) {
-                *ld *= d;
-                continue;
-            }
+        if let Some((ld, ls)) = axes.last_mut()
+            && s.iter().zip(ls.iter()).all(|(a, b)| *a == *b * *ld)
+        {
+            *ld *= d;
+            continue;
         }
         axes.push((d, s));
     }
@@ -192,41 +192,38 @@ fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
             KernelNodeKind::Input(i) if *i >= k.inputs.len() => {
                 return unsup("load", n.dtype, "input index out of range");
             }
-            KernelNodeKind::Unary(u, a) => {
-                if !(n.dtype.is_float() || (u.allows_int() && n.dtype == DType::I32))
-                    || opd(*a) != Some(n.dtype)
-                {
-                    return unsup(u.name(), n.dtype, "operand type not supported");
-                }
+            KernelNodeKind::Unary(u, a)
+                if (!(n.dtype.is_float() || (u.allows_int() && n.dtype == DType::I32))
+                    || opd(*a) != Some(n.dtype)) =>
+            {
+                return unsup(u.name(), n.dtype, "operand type not supported");
             }
-            KernelNodeKind::Binary(bo, a, c) => {
-                if !(n.dtype.is_float() || (bo.allows_int() && n.dtype == DType::I32))
+            KernelNodeKind::Binary(bo, a, c)
+                if (!(n.dtype.is_float() || (bo.allows_int() && n.dtype == DType::I32))
                     || opd(*a) != Some(n.dtype)
-                    || opd(*c) != Some(n.dtype)
-                {
-                    return unsup(bo.name(), n.dtype, "operand types not supported");
-                }
+                    || opd(*c) != Some(n.dtype)) =>
+            {
+                return unsup(bo.name(), n.dtype, "operand types not supported");
             }
-            KernelNodeKind::Compare(c, a, b) => {
-                if n.dtype != DType::Bool || opd(*a).is_none() || opd(*a) != opd(*b) {
-                    return unsup(
-                        c.name(),
-                        n.dtype,
-                        "operands must have equal types, result bool",
-                    );
-                }
+            KernelNodeKind::Compare(c, a, b)
+                if (n.dtype != DType::Bool || opd(*a).is_none() || opd(*a) != opd(*b)) =>
+            {
+                return unsup(
+                    c.name(),
+                    n.dtype,
+                    "operands must have equal types, result bool",
+                );
             }
-            KernelNodeKind::Select(p, a, c) => {
-                if opd(*p) != Some(DType::Bool)
+            KernelNodeKind::Select(p, a, c)
+                if (opd(*p) != Some(DType::Bool)
                     || opd(*a) != Some(n.dtype)
-                    || opd(*c) != Some(n.dtype)
-                {
-                    return unsup(
-                        "select",
-                        n.dtype,
-                        "predicate must be bool and branches equal",
-                    );
-                }
+                    || opd(*c) != Some(n.dtype)) =>
+            {
+                return unsup(
+                    "select",
+                    n.dtype,
+                    "predicate must be bool and branches equal",
+                );
             }
             KernelNodeKind::Cast(a) if opd(*a).is_none() => {
                 return unsup("cast", n.dtype, "operand out of range");
@@ -354,6 +351,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     }
 
     /// Computes (scalar, then vector by splat) every node of `lv` whose operands are available.
+    #[allow(clippy::needless_range_loop)]
     fn hoist(&mut self, lv: Level, addr: &Addr) {
         let mut memo: Vec<Option<Value>> = self.hoisted_s.clone();
         for n in 0..self.k.nodes.len() {
@@ -363,13 +361,13 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             }
         }
         for n in 0..self.k.nodes.len() {
-            if self.level[n] == lv {
-                if let Some(v) = memo[n] {
-                    self.hoisted_s[n] = Some(v);
-                    if self.lanes > 0 {
-                        let vv = self.splat_scalar(n, v);
-                        self.hoisted_v[n] = Some(vv);
-                    }
+            if self.level[n] == lv
+                && let Some(v) = memo[n]
+            {
+                self.hoisted_s[n] = Some(v);
+                if self.lanes > 0 {
+                    let vv = self.splat_scalar(n, v);
+                    self.hoisted_v[n] = Some(vv);
                 }
             }
         }
@@ -599,11 +597,12 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                 self.scalar_unary(u, dt, x)
             }
             KernelNodeKind::Binary(bo, a, c) => {
-                if dt.is_float() && matches!(bo, BinaryOp::Add | BinaryOp::Sub) && memo[n].is_none()
+                if dt.is_float()
+                    && matches!(bo, BinaryOp::Add | BinaryOp::Sub)
+                    && memo[n].is_none()
+                    && let Some(r) = self.try_fma_scalar(bo, a, c, addr, memo)
                 {
-                    if let Some(r) = self.try_fma_scalar(bo, a, c, addr, memo) {
-                        return r;
-                    }
+                    return r;
                 }
                 let x = self.scalar_eval(a, addr, memo);
                 let y = self.scalar_eval(c, addr, memo);
@@ -886,7 +885,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             self.b.ins().store(mem(), *x, p, off);
             return;
         }
-        let lanes = self.to_lanes(v, dt);
+        let lanes = self.lanes_from(v, dt);
         let sz = self.esize(dt) as i32;
         for (j, l) in lanes.iter().enumerate() {
             self.b.ins().store(mem(), *l, p, off + j as i32 * sz);
@@ -902,7 +901,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         v
     }
 
-    fn to_lanes(&mut self, v: VV, dt: DType) -> SmallVec<[Value; 4]> {
+    fn lanes_from(&mut self, v: VV, dt: DType) -> SmallVec<[Value; 4]> {
         match v {
             VV::Lanes(l) => l,
             VV::Vec(x) => (0..self.lanes)
@@ -919,7 +918,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
-    fn to_vec(&mut self, v: VV, dt: DType) -> Value {
+    fn vector_from(&mut self, v: VV, dt: DType) -> Value {
         match v {
             VV::Vec(x) => x,
             VV::Lanes(l) => {
@@ -934,7 +933,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
-    fn to_mask(&mut self, v: VV) -> Value {
+    fn mask_from(&mut self, v: VV) -> Value {
         match v {
             VV::Mask(m) => m,
             VV::Lanes(l) => {
@@ -952,6 +951,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn lanewise(&mut self, n: usize, addr: &Addr, memo: &mut Vec<Option<VV>>) -> VV {
         // Evaluate node n lane by lane with the scalar emitters.
         let node = self.k.nodes[n].clone();
@@ -965,7 +965,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         for &o in &ops {
             let v = self.vec_eval(o, addr, memo);
             let dt = self.k.nodes[o].dtype;
-            lanes_of.push(self.to_lanes(v, dt));
+            lanes_of.push(self.lanes_from(v, dt));
         }
         let mut out = SmallVec::new();
         for j in 0..self.lanes {
@@ -1024,7 +1024,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             }
             KernelNodeKind::Unary(u, a) if native.is_some() && MathFn::for_unary(u).is_none() => {
                 let av = self.vec_eval(a, addr, memo);
-                let x = self.to_vec(av, dt);
+                let x = self.vector_from(av, dt);
                 let vt = native.unwrap_or(types::F64X2);
                 VV::Vec(match u {
                     UnaryOp::Neg => self.b.ins().fneg(x),
@@ -1050,15 +1050,15 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             }
             KernelNodeKind::Binary(bo, a, c) if native.is_some() && bo != BinaryOp::Pow => {
                 let vt = native.unwrap_or(types::F64X2);
-                if matches!(bo, BinaryOp::Add | BinaryOp::Sub) {
-                    if let Some(r) = self.try_fma_vec(bo, a, c, dt, addr, memo) {
-                        return VV::Vec(r);
-                    }
+                if matches!(bo, BinaryOp::Add | BinaryOp::Sub)
+                    && let Some(r) = self.try_fma_vec(bo, a, c, dt, addr, memo)
+                {
+                    return VV::Vec(r);
                 }
                 let av = self.vec_eval(a, addr, memo);
-                let x = self.to_vec(av, dt);
+                let x = self.vector_from(av, dt);
                 let cv = self.vec_eval(c, addr, memo);
-                let y = self.to_vec(cv, dt);
+                let y = self.vector_from(cv, dt);
                 VV::Vec(match bo {
                     BinaryOp::Add => self.b.ins().fadd(x, y),
                     BinaryOp::Sub => self.b.ins().fsub(x, y),
@@ -1102,21 +1102,21 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             {
                 let odt = self.k.nodes[a].dtype;
                 let av = self.vec_eval(a, addr, memo);
-                let x = self.to_vec(av, odt);
+                let x = self.vector_from(av, odt);
                 let bv = self.vec_eval(b2, addr, memo);
-                let y = self.to_vec(bv, odt);
+                let y = self.vector_from(bv, odt);
                 let m = self.b.ins().fcmp(float_cc(c), x, y);
                 VV::Mask(m)
             }
             KernelNodeKind::Select(p, a, c) if native.is_some() => {
                 let vt = native.unwrap_or(types::F64X2);
                 let pv = self.vec_eval(p, addr, memo);
-                let m = self.to_mask(pv);
+                let m = self.mask_from(pv);
                 let m = self.b.ins().bitcast(vt, vflags(), m);
                 let av = self.vec_eval(a, addr, memo);
-                let x = self.to_vec(av, dt);
+                let x = self.vector_from(av, dt);
                 let cv = self.vec_eval(c, addr, memo);
-                let y = self.to_vec(cv, dt);
+                let y = self.vector_from(cv, dt);
                 VV::Vec(self.b.ins().bitselect(m, x, y))
             }
             KernelNodeKind::Cast(a) => {
@@ -1128,14 +1128,14 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                     (Some(vt), _, _, DType::Bool) => {
                         // x != 0
                         let av = self.vec_eval(a, addr, memo);
-                        let x = self.to_vec(av, from);
+                        let x = self.vector_from(av, from);
                         let z = self.fconst(vt.lane_type(), 0.0);
                         let zero = self.b.ins().splat(vt, z);
                         VV::Mask(self.b.ins().fcmp(FloatCC::NotEqual, x, zero))
                     }
                     (_, Some(vt), DType::Bool, _) => {
                         let av = self.vec_eval(a, addr, memo);
-                        let m = self.to_mask(av);
+                        let m = self.mask_from(av);
                         let m = self.b.ins().bitcast(vt, vflags(), m);
                         let o = self.fconst(vt.lane_type(), 1.0);
                         let one = self.b.ins().splat(vt, o);
@@ -1159,11 +1159,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
     ) -> Option<Value> {
         if let Some((x, y)) = self.fma_operand(a).filter(|_| memo[a].is_none()) {
             let xv = self.vec_eval(x, addr, memo);
-            let xv = self.to_vec(xv, dt);
+            let xv = self.vector_from(xv, dt);
             let yv = self.vec_eval(y, addr, memo);
-            let yv = self.to_vec(yv, dt);
+            let yv = self.vector_from(yv, dt);
             let cv = self.vec_eval(c, addr, memo);
-            let mut cv = self.to_vec(cv, dt);
+            let mut cv = self.vector_from(cv, dt);
             if bo == BinaryOp::Sub {
                 cv = self.b.ins().fneg(cv);
             }
@@ -1171,11 +1171,11 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
         if let Some((x, y)) = self.fma_operand(c).filter(|_| memo[c].is_none()) {
             let av = self.vec_eval(a, addr, memo);
-            let av = self.to_vec(av, dt);
+            let av = self.vector_from(av, dt);
             let xv = self.vec_eval(x, addr, memo);
-            let mut xv = self.to_vec(xv, dt);
+            let mut xv = self.vector_from(xv, dt);
             let yv = self.vec_eval(y, addr, memo);
-            let yv = self.to_vec(yv, dt);
+            let yv = self.vector_from(yv, dt);
             if bo == BinaryOp::Sub {
                 xv = self.b.ins().fneg(xv);
             }

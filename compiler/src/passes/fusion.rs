@@ -494,6 +494,7 @@ impl<'a> Fuser<'a> {
         used
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn build(self, next_id: &mut usize) -> Result<KernelPlan, IrError> {
         let f = self.f;
         let used_outside = self.external_uses();
