@@ -11,6 +11,8 @@ pub mod dtype;
 pub mod error;
 pub mod function;
 pub mod op;
+pub mod parse;
+pub mod print;
 pub mod shape;
 pub mod verify;
 
@@ -18,8 +20,8 @@ pub use builder::FunctionBuilder;
 pub use dtype::DType;
 pub use error::IrError;
 pub use function::{Function, Inst, Output, Param, ValueId};
-pub use op::{
-    BinaryOp, CompareOp, Constant, CustomVjp, Op, OpCategory, ReduceOp, Scan, UnaryOp,
-};
+pub use op::{BinaryOp, CompareOp, Constant, CustomVjp, Op, OpCategory, ReduceOp, Scan, UnaryOp};
+pub use parse::parse_function;
+pub use print::print_function;
 pub use shape::{Shape, TensorType};
 pub use verify::verify;

@@ -192,14 +192,15 @@ pub(crate) fn get_or_compile(
     c.order.push_back(fp);
     while c.order.len() > CAPACITY {
         if let Some(old) = c.order.pop_front()
-            && let Some(v) = c.map.get_mut(&old) {
-                if !v.is_empty() {
-                    v.remove(0);
-                }
-                if v.is_empty() {
-                    c.map.remove(&old);
-                }
+            && let Some(v) = c.map.get_mut(&old)
+        {
+            if !v.is_empty() {
+                v.remove(0);
             }
+            if v.is_empty() {
+                c.map.remove(&old);
+            }
+        }
     }
     Ok((compiled, false))
 }

@@ -20,6 +20,9 @@ pub enum RuntimeError {
     /// The function is not valid IR.
     #[error(transparent)]
     Ir(#[from] IrError),
+    /// Differentiating the function failed (bad `wrt`, non-scalar loss, ...).
+    #[error(transparent)]
+    Ad(#[from] brainlift_compiler::ad::AdError),
     /// The backend cannot run this op (names the op and why).
     #[error("{backend}: cannot execute {op}: {msg}")]
     Unsupported {

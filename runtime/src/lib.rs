@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod gradcheck;
 pub mod interp;
 pub mod jit;
 pub mod npy;

@@ -36,8 +36,7 @@
 //! deduplicating kernel inputs (quadratic in the inputs of one kernel, which are few).
 
 use brainlift_ir::{
-    BinaryOp, CompareOp, DType, Function, FunctionBuilder, IrError, Op, Scan, Shape, TensorType,
-    UnaryOp, ValueId,
+    BinaryOp, CompareOp, DType, Function, IrError, Op, Shape, TensorType, UnaryOp, ValueId,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -232,82 +231,8 @@ pub fn fuse(f: &Function) -> Result<KernelPlan, IrError> {
 }
 
 fn fuse_with_ids(f: &Function, next_id: &mut usize) -> Result<KernelPlan, IrError> {
-    let flat = inline_custom_vjp(f)?;
+    let flat = super::inline_custom_vjp::inline_custom_vjp(f)?;
     Fuser::new(&flat).run(next_id)
-}
-
-/// Replaces every `custom_vjp` by its forward body, recursively (also inside scan bodies).
-pub fn inline_custom_vjp(f: &Function) -> Result<Function, IrError> {
-    let needs = |f: &Function| {
-        fn any(f: &Function) -> bool {
-            f.insts.iter().any(|i| match &i.op {
-                Op::CustomVjp(_) => true,
-                Op::Scan(s) => any(&s.body),
-                _ => false,
-            })
-        }
-        any(f)
-    };
-    if !needs(f) {
-        return Ok(f.clone());
-    }
-    let mut b = FunctionBuilder::new(f.name.clone());
-    let mut map: Vec<ValueId> = Vec::with_capacity(f.types.len());
-    for p in &f.params {
-        map.push(b.param(p.name.clone(), p.ty.clone()));
-    }
-    for inst in &f.insts {
-        let args: Vec<ValueId> = inst.args.iter().map(|a| map[a.index()]).collect();
-        match &inst.op {
-            Op::CustomVjp(c) => {
-                let outs = inline_into(&mut b, &c.forward, &args)?;
-                map.extend(outs);
-            }
-            Op::Scan(s) => {
-                let body = inline_custom_vjp(&s.body)?;
-                let op = Op::Scan(Box::new(Scan {
-                    body,
-                    ..(**s).clone()
-                }));
-                map.extend(b.push(op, &args)?);
-            }
-            op => map.extend(b.push(op.clone(), &args)?),
-        }
-    }
-    Ok(b.finish(
-        f.outputs
-            .iter()
-            .map(|o| (o.name.clone(), map[o.value.index()])),
-    ))
-}
-
-/// Emits the instructions of `body` into `b` with its inputs bound to `args`; returns the
-/// values of its outputs.
-fn inline_into(
-    b: &mut FunctionBuilder,
-    body: &Function,
-    args: &[ValueId],
-) -> Result<Vec<ValueId>, IrError> {
-    let mut map: Vec<ValueId> = args.to_vec();
-    for inst in &body.insts {
-        let a: Vec<ValueId> = inst.args.iter().map(|x| map[x.index()]).collect();
-        match &inst.op {
-            Op::CustomVjp(c) => {
-                let outs = inline_into(b, &c.forward, &a)?;
-                map.extend(outs);
-            }
-            Op::Scan(s) => {
-                let inner = inline_custom_vjp(&s.body)?;
-                let op = Op::Scan(Box::new(Scan {
-                    body: inner,
-                    ..(**s).clone()
-                }));
-                map.extend(b.push(op, &a)?);
-            }
-            op => map.extend(b.push(op.clone(), &a)?),
-        }
-    }
-    Ok(body.outputs.iter().map(|o| map[o.value.index()]).collect())
 }
 
 /// What the fuser knows about each value.

@@ -1,7 +1,9 @@
 //! Layers: dense readouts, NVAR, recurrent cells, composition.
 
 pub mod dense;
+pub mod nvar;
 pub mod sequential;
 
-pub use dense::Dense;
+pub use dense::{Dense, Linear};
+pub use nvar::Nvar;
 pub use sequential::Sequential;

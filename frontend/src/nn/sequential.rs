@@ -1,7 +1,7 @@
 //! `Sequential`: children applied in order, named by their keys (BrainPy spec §8).
 
 use crate::trace::Tensor;
-use crate::vars::{Module, Variable, visit_child, visit_child_mut};
+use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
 
 /// Applies named child modules in insertion order; `update` returns the last output.
 #[derive(Default)]
@@ -36,6 +36,14 @@ impl Module for Sequential {
         y
     }
 
+    fn reset_state(&mut self, batch: usize) {
+        for (_, m) in &mut self.children {
+            m.reset_state(batch);
+        }
+    }
+}
+
+impl VarOwner for Sequential {
     fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
         for (n, m) in &self.children {
             visit_child(n, m.as_ref(), f);
@@ -45,12 +53,6 @@ impl Module for Sequential {
     fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
         for (n, m) in &mut self.children {
             visit_child_mut(n, m.as_mut(), f);
-        }
-    }
-
-    fn reset_state(&mut self, batch: usize) {
-        for (_, m) in &mut self.children {
-            m.reset_state(batch);
         }
     }
 }

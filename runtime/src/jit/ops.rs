@@ -279,10 +279,12 @@ impl ReduceDesc {
             }
             // Merge with the previous run when it is contiguous with this axis.
             if let Some(last) = dims.last_mut()
-                && last.1 == in_strides[i] * d && last.2 == os * d {
-                    *last = (last.0 * d, in_strides[i], os);
-                    continue;
-                }
+                && last.1 == in_strides[i] * d
+                && last.2 == os * d
+            {
+                *last = (last.0 * d, in_strides[i], os);
+                continue;
+            }
             dims.push((d, in_strides[i], os));
         }
         ReduceDesc {
@@ -516,12 +518,14 @@ impl CopyDesc {
                 continue;
             }
             if let (Some(ld), Some(ls), Some(lds)) = (dims.last_mut(), ss.last_mut(), ds.last_mut())
-                && *ls == self.src_strides[i] * d && *lds == self.dst_strides[i] * d {
-                    *ld *= d;
-                    *ls = self.src_strides[i];
-                    *lds = self.dst_strides[i];
-                    continue;
-                }
+                && *ls == self.src_strides[i] * d
+                && *lds == self.dst_strides[i] * d
+            {
+                *ld *= d;
+                *ls = self.src_strides[i];
+                *lds = self.dst_strides[i];
+                continue;
+            }
             dims.push(d);
             ss.push(self.src_strides[i]);
             ds.push(self.dst_strides[i]);
