@@ -702,10 +702,15 @@ fn ir_files_match() {
         let f = brainlift_ir::parse::parse_function(&src)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let f32ish = f.types.iter().any(|t| t.dtype == DType::F32);
+        let tol = Tol::Rel(if f32ish { 1e-5 } else { 1e-12 });
         for seed in [11, 12] {
             let inputs = brainlift_runtime::random::random_inputs(&f, seed);
-            check_with(&f, &inputs, Tol::Rel(if f32ish { 1e-5 } else { 1e-12 }));
+            check_with(&f, &inputs, tol);
         }
+        // The gradient function (VJP w.r.t. every float input) agrees too.
+        let wrt: Vec<usize> = (0..f.params.len()).filter(|&i| f.params[i].ty.dtype.is_float()).collect();
+        let g = brainlift_compiler::ad::vjp(&f, &wrt).unwrap_or_else(|e| panic!("{}: vjp: {e}", path.display()));
+        check_with(&g, &brainlift_runtime::random::random_inputs(&g, 13), tol);
         n += 1;
     }
     assert!(n >= 5, "expected the golden IR files in {}", dir.display());
@@ -722,5 +727,16 @@ fn bad_ir_files_never_crash() {
             // The parser verifies; if something slipped through, compiling must still not panic.
             let _ = JitExecutable::compile(&f);
         }
+    }
+}
+
+/// Gradient functions (reverse scans with residuals, custom_vjp backward) agree too.
+#[test]
+fn gradient_functions_match() {
+    for (len, reverse) in [(0, false), (1, false), (5, false), (5, true)] {
+        let f = rnn_scan(len, reverse, DType::F64);
+        let wrt: Vec<usize> = (0..f.params.len()).collect();
+        let g = brainlift_compiler::ad::vjp(&f, &wrt).unwrap();
+        check_with(&g, &inputs_for(&g, 21, false), Tol::Rel(1e-12));
     }
 }
