@@ -60,7 +60,9 @@ pub fn run(args: TutorialArgs) -> CliResult {
     let mut rows: Vec<Row> = vec![];
     let _ = args.quick;
     if matches!(args.part, Part::All | Part::Ngrc) {
-        say("== Part 1: next-generation reservoir computing (NVAR + ridge) on the Lorenz system ==");
+        say(
+            "== Part 1: next-generation reservoir computing (NVAR + ridge) on the Lorenz system ==",
+        );
         let cfg = NgrcConfig {
             backend,
             out_dir: Some(args.out.join("ngrc")),
@@ -68,7 +70,11 @@ pub fn run(args: TutorialArgs) -> CliResult {
             ..NgrcConfig::default()
         };
         let r = run_ngrc_part(&cfg, &mut say).map_err(|e| e.to_string())?;
-        let mse: Map<String, Value> = r.mse.iter().map(|(h, e)| (h.to_string(), json!(e))).collect();
+        let mse: Map<String, Value> = r
+            .mse
+            .iter()
+            .map(|(h, e)| (h.to_string(), json!(e)))
+            .collect();
         obj.insert(
             "ngrc".into(),
             json!({
@@ -98,14 +104,21 @@ pub fn run(args: TutorialArgs) -> CliResult {
         println!("{}", Value::Object(obj));
     } else {
         println!();
-        println!("{:<6} {:<32} {:>14} {:>14} {:>9}", "part", "metric", "brainlift", "tutorial", "time (s)");
+        println!(
+            "{:<6} {:<32} {:>14} {:>14} {:>9}",
+            "part", "metric", "brainlift", "tutorial", "time (s)"
+        );
         for r in &rows {
             println!(
                 "{:<6} {:<32} {:>14} {:>14} {:>9.2}",
                 r.part, r.metric, r.value, r.tutorial, r.seconds
             );
         }
-        println!("total {total:.2} s on the {} backend; plots in {}", backend.name(), args.out.display());
+        println!(
+            "total {total:.2} s on the {} backend; plots in {}",
+            backend.name(),
+            args.out.display()
+        );
     }
     Ok(())
 }
