@@ -1,5 +1,6 @@
 //! The `brainlift` command-line tool: the tutorial, IR inspection, benchmarks.
 
+mod cmd_bench;
 mod cmd_ir;
 mod cmd_tutorial;
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the BrainPy tutorial's three parts: NG-RC, BPTT RNN, spiking net.
     Tutorial(cmd_tutorial::TutorialArgs),
+    /// Interpreter vs JIT on the tutorial's workloads (speed, compile time).
+    Bench(cmd_bench::BenchArgs),
     /// Inspect, check, run and differentiate IR functions.
     Ir {
         #[command(subcommand)]
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ir { command } => cmd_ir::run(command),
         Command::Tutorial(args) => cmd_tutorial::run(args),
+        Command::Bench(args) => cmd_bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

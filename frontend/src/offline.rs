@@ -205,6 +205,19 @@ impl<M: Readout> RidgeTrainer<M> {
 /// Traces the fit function: inputs `xs (B,T,F)`, `ys (B,T,O)`, then the model's variables;
 /// outputs the model's outputs `(B,T,out)`, then `X̃ᵀX̃` and `X̃ᵀY` (or the features
 /// `(T,B,F)` when `keep_rows`), then the final states.
+/// The function `RidgeTrainer::fit` compiles (for benchmarks and IR dumps): inputs `xs`,
+/// `ys`, then the model's variables; outputs the model's outputs, `X̃ᵀX̃` and `X̃ᵀY` (or the
+/// features when `keep_rows`), then the final states.
+pub fn fit_function(
+    model: &dyn Readout,
+    x_ty: &TensorType,
+    y_ty: &TensorType,
+    keep_rows: bool,
+) -> Result<(brainlift_ir::Function, crate::exec::Binding)> {
+    let (f, b, _) = trace_fit(model, x_ty, y_ty, keep_rows)?;
+    Ok((f, b))
+}
+
 fn trace_fit(
     model: &dyn Readout,
     x_ty: &TensorType,
