@@ -243,3 +243,81 @@ fn perf_rnn_scan_jit_only() {
     });
     println!("rnn jit: {:.3} ms", t * 1e3);
 }
+
+#[test]
+#[ignore]
+fn perf_rnn_grad() {
+    let f = rnn(25, 128, 100, 1);
+    let g = brainlift_compiler::ad::value_and_grad(
+        &{
+            // loss only
+            let mut f = f.clone();
+            f.outputs.truncate(1);
+            f
+        },
+        &[0, 2, 3, 4],
+    )
+    .unwrap();
+    let inputs = brainlift_runtime::random::random_inputs(&g, 7);
+    let t0 = Instant::now();
+    let mut exe = JitExecutable::compile(&g).unwrap();
+    let tc = t0.elapsed().as_secs_f64();
+    let t_jit = best_of(10, || {
+        exe.run(&inputs).unwrap();
+    });
+    let mut it = Interpreter::new(g.clone()).unwrap();
+    let t_int = best_of(1, || {
+        it.run(&inputs).unwrap();
+    });
+    println!(
+        "rnn grad: compile {:.2} ms ({} kernels), jit {:.3} ms, interp {:.3} ms, speedup {:.1}\n{}",
+        tc * 1e3,
+        exe.compiled().num_kernels(),
+        t_jit * 1e3,
+        t_int * 1e3,
+        t_int / t_jit,
+        exe.compiled().plan().total_report().kernels_after
+    );
+}
+
+#[test]
+#[ignore]
+fn perf_compile_breakdown() {
+    let f = rnn(25, 128, 100, 1);
+    let mut l = f.clone();
+    l.outputs.truncate(1);
+    let g = brainlift_compiler::ad::value_and_grad(&l, &[0, 2, 3, 4]).unwrap();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        brainlift_ir::verify(&g).unwrap();
+        let t1 = Instant::now();
+        let plan = brainlift_compiler::passes::fusion::fuse(&g).unwrap();
+        let t2 = Instant::now();
+        let k = brainlift_compiler::codegen::CompiledKernels::compile(&plan, &Default::default())
+            .unwrap();
+        let t3 = Instant::now();
+        println!(
+            "verify {:.2} ms, fuse {:.2} ms, codegen {:.2} ms ({} kernels, {} insts)",
+            (t1 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t3 - t2).as_secs_f64() * 1e3,
+            k.len(),
+            g.op_count()
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn perf_rnn_grad_jit_only() {
+    let f = rnn(25, 128, 100, 1);
+    let mut l = f.clone();
+    l.outputs.truncate(1);
+    let g = brainlift_compiler::ad::value_and_grad(&l, &[0, 2, 3, 4]).unwrap();
+    let inputs = brainlift_runtime::random::random_inputs(&g, 7);
+    let mut exe = JitExecutable::compile(&g).unwrap();
+    let t = best_of(30, || {
+        exe.run(&inputs).unwrap();
+    });
+    println!("rnn grad jit: {:.3} ms\n{}", t * 1e3, exe.compiled().plan());
+}

@@ -708,8 +708,11 @@ fn ir_files_match() {
             check_with(&f, &inputs, tol);
         }
         // The gradient function (VJP w.r.t. every float input) agrees too.
-        let wrt: Vec<usize> = (0..f.params.len()).filter(|&i| f.params[i].ty.dtype.is_float()).collect();
-        let g = brainlift_compiler::ad::vjp(&f, &wrt).unwrap_or_else(|e| panic!("{}: vjp: {e}", path.display()));
+        let wrt: Vec<usize> = (0..f.params.len())
+            .filter(|&i| f.params[i].ty.dtype.is_float())
+            .collect();
+        let g = brainlift_compiler::ad::vjp(&f, &wrt)
+            .unwrap_or_else(|e| panic!("{}: vjp: {e}", path.display()));
         check_with(&g, &brainlift_runtime::random::random_inputs(&g, 13), tol);
         n += 1;
     }
