@@ -4,12 +4,12 @@
 //!
 //! [`JitExecutable::compile`] verifies the function, fuses it
 //! ([`brainlift_compiler::passes::fusion`]), compiles every fused kernel with Cranelift
-//! ([`brainlift_compiler::codegen`]) and plans the buffers ([`layout`]); the compiled part is
+//! ([`brainlift_compiler::codegen`]) and plans the buffers (`jit::layout`); the compiled part is
 //! shared through the process-wide cache ([`crate::cache`]). [`Executable::run`] then:
 //!
 //! - reads the input tensors in place (never writes them);
 //! - runs the steps in order over one preallocated arena per function level (liveness-based
-//!   reuse); non-elementwise steps are Rust routines ([`ops`]): matmul through the `gemm`
+//!   reuse); non-elementwise steps are Rust routines (`jit::ops`): matmul through the `gemm`
 //!   crate (`Parallelism::None`, transposes as strides, batched), reductions, argmax, cumsum
 //!   and layout copies;
 //! - runs a `scan` as a driver loop over its body's compiled steps: `x_t` is read in place by
