@@ -471,7 +471,13 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         self.hoist(Level::Row, &row_addr);
         // Hoisted outputs (entry/row level) are stored in the element loops like the others.
         let c = *self.space.dims.last().unwrap_or(&1) as i64;
-        let unroll = self.opts.unroll.max(1) as i64;
+        // Big kernels gain little from unrolling (register pressure) and cost compile time.
+        let nodes = self.k.nodes.len();
+        let unroll = match nodes {
+            0..=12 => self.opts.unroll.max(1),
+            13..=32 => self.opts.unroll.clamp(1, 2),
+            _ => 1,
+        } as i64;
         let l = self.lanes as i64;
         let per_iter = l * unroll;
         let vec_iters = if l > 0 { c / per_iter } else { 0 };
@@ -490,20 +496,32 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                 }
             });
         }
+        // Remaining whole vectors: one vector body (inline if there is just one, else a loop).
         let tail = c - done;
-        // A remaining whole vector is done once more in vector form (no loop needed).
         let mut start = done;
         if l > 0 && tail >= l {
             let whole = tail / l;
-            let base = self.b.ins().iconst(types::I64, done);
-            for u in 0..whole {
+            if whole == 1 {
+                let base = self.b.ins().iconst(types::I64, done);
                 let addr = Addr {
                     in_base: ins.clone(),
                     out_base: outs.clone(),
                     elem: Some(base),
-                    extra: u * l,
+                    extra: 0,
                 };
                 self.vector_body(&addr);
+            } else {
+                self.counted_loop(whole, &mut |e: &mut Self, it| {
+                    let off = e.b.ins().imul_imm_s(it, l);
+                    let elem = e.b.ins().iadd_imm_s(off, done);
+                    let addr = Addr {
+                        in_base: ins.clone(),
+                        out_base: outs.clone(),
+                        elem: Some(elem),
+                        extra: 0,
+                    };
+                    e.vector_body(&addr);
+                });
             }
             start = done + whole * l;
         }
