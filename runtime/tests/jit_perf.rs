@@ -321,3 +321,20 @@ fn perf_rnn_grad_jit_only() {
     });
     println!("rnn grad jit: {:.3} ms\n{}", t * 1e3, exe.compiled().plan());
 }
+
+#[test]
+#[ignore]
+fn show_clif() {
+    let n = 1000;
+    let mut b = FunctionBuilder::new("chain");
+    let x = b.param("x", tt(&[n]));
+    let y = b.param("y", tt(&[n]));
+    let a = b.splat(tt(&[n]), 0.7);
+    let ax = b.mul(a, x).unwrap();
+    let s = b.add(ax, y).unwrap();
+    let z = b.splat(tt(&[n]), 0.0);
+    let r = b.binary(BinaryOp::Max, s, z).unwrap();
+    let f = b.finish([("r".to_string(), r)]);
+    let plan = brainlift_compiler::passes::fusion::fuse(&f).unwrap();
+    println!("{}", brainlift_compiler::codegen::clif_text(&plan, &Default::default()).unwrap());
+}
