@@ -153,15 +153,27 @@ fn buffers_are_reused_across_a_chain() {
     let exe = JitExecutable::compile(&f).unwrap();
     let (arena, unshared) = exe.compiled().arena_bytes();
     assert_eq!(unshared, 12 * 8 * 8 * 8);
-    assert!(arena <= 3 * 8 * 8 * 8, "arena {arena} bytes for {unshared} bytes of values");
+    assert!(
+        arena <= 3 * 8 * 8 * 8,
+        "arena {arena} bytes for {unshared} bytes of values"
+    );
     // And it still computes the right thing, repeatedly.
     let xs = Tensor::from_f64([8, 8], (0..64).map(|i| (i as f64 * 0.1).sin()).collect()).unwrap();
-    let ws = Tensor::from_f64([8, 8], (0..64).map(|i| (i as f64 * 0.07).cos() * 0.3).collect()).unwrap();
+    let ws = Tensor::from_f64(
+        [8, 8],
+        (0..64).map(|i| (i as f64 * 0.07).cos() * 0.3).collect(),
+    )
+    .unwrap();
     let want = brainlift_runtime::interpret(&f, &[xs.clone(), ws.clone()]).unwrap();
     let mut exe = exe;
     for _ in 0..3 {
         let got = exe.run(&[xs.clone(), ws.clone()]).unwrap();
-        for (a, b) in got[0].as_f64().unwrap().iter().zip(want[0].as_f64().unwrap()) {
+        for (a, b) in got[0]
+            .as_f64()
+            .unwrap()
+            .iter()
+            .zip(want[0].as_f64().unwrap())
+        {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         }
     }

@@ -336,5 +336,8 @@ fn show_clif() {
     let r = b.binary(BinaryOp::Max, s, z).unwrap();
     let f = b.finish([("r".to_string(), r)]);
     let plan = brainlift_compiler::passes::fusion::fuse(&f).unwrap();
-    println!("{}", brainlift_compiler::codegen::clif_text(&plan, &Default::default()).unwrap());
+    println!(
+        "{}",
+        brainlift_compiler::codegen::clif_text(&plan, &Default::default()).unwrap()
+    );
 }
