@@ -178,3 +178,20 @@ fn buffers_are_reused_across_a_chain() {
         }
     }
 }
+
+#[test]
+fn kernel_node_cycles_are_rejected() {
+    let k = FusedKernel {
+        id: 0,
+        shape: Shape::new(&[3]),
+        inputs: vec![],
+        nodes: vec![
+            KernelNode { kind: KernelNodeKind::Unary(UnaryOp::Neg, 1), dtype: DType::F64 },
+            KernelNode { kind: KernelNodeKind::Unary(UnaryOp::Neg, 0), dtype: DType::F64 },
+        ],
+        outputs: vec![KernelOutput { node: 1, value: ValueId(1) }],
+        insts: vec![0],
+    };
+    let e = CompiledKernels::compile_kernels(&[&k], &CodegenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("neg"), "{e}");
+}
