@@ -186,10 +186,19 @@ fn kernel_node_cycles_are_rejected() {
         shape: Shape::new(&[3]),
         inputs: vec![],
         nodes: vec![
-            KernelNode { kind: KernelNodeKind::Unary(UnaryOp::Neg, 1), dtype: DType::F64 },
-            KernelNode { kind: KernelNodeKind::Unary(UnaryOp::Neg, 0), dtype: DType::F64 },
+            KernelNode {
+                kind: KernelNodeKind::Unary(UnaryOp::Neg, 1),
+                dtype: DType::F64,
+            },
+            KernelNode {
+                kind: KernelNodeKind::Unary(UnaryOp::Neg, 0),
+                dtype: DType::F64,
+            },
         ],
-        outputs: vec![KernelOutput { node: 1, value: ValueId(1) }],
+        outputs: vec![KernelOutput {
+            node: 1,
+            value: ValueId(1),
+        }],
         insts: vec![0],
     };
     let e = CompiledKernels::compile_kernels(&[&k], &CodegenOptions::default()).unwrap_err();

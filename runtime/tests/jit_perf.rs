@@ -341,3 +341,62 @@ fn show_clif() {
         brainlift_compiler::codegen::clif_text(&plan, &Default::default()).unwrap()
     );
 }
+
+/// LIF-like spiking scan: 100 steps, batch 256, 100 -> 10 hidden.
+fn snn(t: usize, batch: usize, inp: usize, hid: usize) -> Function {
+    let mut body = FunctionBuilder::new("lif");
+    let v = body.param("v", tt(&[batch, hid]));
+    let x = body.param("x", tt(&[batch, inp]));
+    let w = body.param("w", tt(&[inp, hid]));
+    let i = body.matmul(x, w, false, false).unwrap();
+    let decay = body.splat(tt(&[batch, hid]), 0.9);
+    let dv = body.mul(v, decay).unwrap();
+    let vn = body.add(dv, i).unwrap();
+    let th = body.splat(tt(&[batch, hid]), 1.0);
+    let s = body.compare(brainlift_ir::CompareOp::Ge, vn, th).unwrap();
+    let sf = body.cast(s, DType::F64).unwrap();
+    let zero = body.splat(tt(&[batch, hid]), 0.0);
+    let vr = body.select(s, zero, vn).unwrap();
+    let body = body.finish([("v".to_string(), vr), ("s".to_string(), sf)]);
+    let mut b = FunctionBuilder::new("snn");
+    let v0 = b.param("v0", tt(&[batch, hid]));
+    let xs = b.param("xs", tt(&[t, batch, inp]));
+    let w = b.param("w", tt(&[inp, hid]));
+    let r = b
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: t,
+                num_carry: 1,
+                num_xs: 1,
+                reverse: false,
+                body,
+            })),
+            &[v0, xs, w],
+        )
+        .unwrap();
+    let l = b
+        .reduce(brainlift_ir::ReduceOp::Sum, r[1], vec![0, 1, 2])
+        .unwrap();
+    b.finish([("loss".to_string(), l)])
+}
+
+#[test]
+#[ignore]
+fn perf_snn() {
+    let f = snn(100, 256, 100, 10);
+    let inputs = brainlift_runtime::random::random_inputs(&f, 5);
+    let mut exe = JitExecutable::compile(&f).unwrap();
+    let t_jit = best_of(10, || {
+        exe.run(&inputs).unwrap();
+    });
+    let mut it = Interpreter::new(f.clone()).unwrap();
+    let t_int = best_of(1, || {
+        it.run(&inputs).unwrap();
+    });
+    println!(
+        "snn fwd: jit {:.3} ms, interp {:.3} ms, speedup {:.1}",
+        t_jit * 1e3,
+        t_int * 1e3,
+        t_int / t_jit
+    );
+}

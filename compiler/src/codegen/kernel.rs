@@ -188,7 +188,13 @@ fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
     };
     for (idx, n) in k.nodes.iter().enumerate() {
         // Operands must be earlier nodes (topological order; no cycles).
-        let opd = |i: usize| if i < idx { k.nodes.get(i).map(|x| x.dtype) } else { None };
+        let opd = |i: usize| {
+            if i < idx {
+                k.nodes.get(i).map(|x| x.dtype)
+            } else {
+                None
+            }
+        };
         match &n.kind {
             KernelNodeKind::Input(i) if *i >= k.inputs.len() => {
                 return unsup("load", n.dtype, "input index out of range");
