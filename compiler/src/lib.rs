@@ -10,5 +10,6 @@
 pub mod ad;
 pub mod codegen;
 pub mod passes;
+pub mod pipeline;
 pub mod rewrite;
 pub mod surrogate;
