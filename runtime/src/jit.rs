@@ -377,7 +377,8 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
 
 /// Mutable per-executable state of one level.
 struct LevelState {
-    arena: Vec<Chunk>,
+    /// Owns the memory `ptrs` point into (never read directly).
+    _arena: Vec<Chunk>,
     /// Pointer to every value's storage (by root); params are set per call.
     ptrs: Vec<*mut u8>,
     /// For each value, the param whose storage it uses (params and their aliases).
@@ -442,7 +443,7 @@ fn new_state(level: &Level) -> LevelState {
         }
     }
     LevelState {
-        arena,
+        _arena: arena,
         ptrs,
         param_of,
         kargs,
@@ -825,13 +826,5 @@ impl Executable for JitExecutable {
 
     fn function(&self) -> &Function {
         &self.f
-    }
-}
-
-// Keep the arena alive (it is referenced only through raw pointers).
-impl LevelState {
-    #[allow(dead_code)]
-    fn arena_len(&self) -> usize {
-        self.arena.len()
     }
 }
