@@ -4,7 +4,7 @@
 //! - [`passes`]: simplification (DCE, CSE, constant folding, algebraic identities), scan
 //!   unrolling, custom_vjp inlining, and fusion of elementwise chains into kernels;
 //! - [`surrogate`]: spike functions with surrogate gradients as `custom_vjp` ops;
-//! - [`pipeline`]: the named-stage pass manager with per-stage dumps and reports;
+//! - `pipeline`: the named-stage pass manager with per-stage dumps and reports;
 //! - [`codegen`]: Cranelift code generation of fused kernels.
 
 pub mod ad;

@@ -4,17 +4,17 @@
 //!
 //! [`JitExecutable::compile`] verifies the function, fuses it
 //! ([`brainlift_compiler::passes::fusion`]), compiles every fused kernel with Cranelift
-//! ([`brainlift_compiler::codegen`]) and plans the buffers ([`layout`]); the compiled part is
+//! ([`brainlift_compiler::codegen`]) and plans the buffers (`jit::layout`); the compiled part is
 //! shared through the process-wide cache ([`crate::cache`]). [`Executable::run`] then:
 //!
 //! - reads the input tensors in place (never writes them);
 //! - runs the steps in order over one preallocated arena per function level (liveness-based
-//!   reuse); non-elementwise steps are Rust routines ([`ops`]): matmul through the `gemm`
+//!   reuse); non-elementwise steps are Rust routines (`jit::ops`): matmul through the `gemm`
 //!   crate (`Parallelism::None`, transposes as strides, batched), reductions, argmax, cumsum
 //!   and layout copies;
 //! - runs a `scan` as a driver loop over its body's compiled steps: `x_t` is read in place by
-//!   pointer offset, `y_t` is copied into the stacked result, and the carries ping-pong
-//!   between two preallocated buffer sets, so a step allocates nothing;
+//!   pointer offset, `y_t` is written in place into the stacked result, and the carries
+//!   ping-pong between two preallocated buffer sets, so a step allocates nothing;
 //! - runs a `custom_vjp` as its forward body (inlined by fusion);
 //! - copies the outputs into fresh tensors (the only allocation per call).
 //!
@@ -84,6 +84,9 @@ struct ScanStep {
     x_bytes: Vec<usize>,
     y_bytes: Vec<usize>,
     body: Level,
+    /// Per body output (carries, then ys): the body values written straight into the next
+    /// carry buffer / the `ys[t]` slice (see [`direct_outputs`]); `None`: copied after the step.
+    direct: Vec<Option<Vec<ValueId>>>,
 }
 
 /// The immutable, compiled form of one function level (the top function or a scan body).
@@ -341,6 +344,7 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                     })
                     .collect();
                 let level = build_level(body, kernels)?;
+                let direct = direct_outputs(&level);
                 steps.push(LStep::Scan(Box::new(ScanStep {
                     length: s.length,
                     reverse: s.reverse,
@@ -352,6 +356,7 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                     x_bytes,
                     y_bytes,
                     body: level,
+                    direct,
                 })));
             }
         }
@@ -372,7 +377,8 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
 
 /// Mutable per-executable state of one level.
 struct LevelState {
-    arena: Vec<Chunk>,
+    /// Owns the memory `ptrs` point into (never read directly).
+    _arena: Vec<Chunk>,
     /// Pointer to every value's storage (by root); params are set per call.
     ptrs: Vec<*mut u8>,
     /// For each value, the param whose storage it uses (params and their aliases).
@@ -437,7 +443,7 @@ fn new_state(level: &Level) -> LevelState {
         }
     }
     LevelState {
-        arena,
+        _arena: arena,
         ptrs,
         param_of,
         kargs,
@@ -551,19 +557,34 @@ unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
                 params.push(outer[sc.args[j].index()]);
             }
             ss.body.bind_params(&params);
+            // Outputs computed by a body step are written in place: carries into the next
+            // buffer set, y into its slice of the stacked result.
+            for (j, d) in sc.direct.iter().enumerate() {
+                if let Some(vals) = d {
+                    let p = if j < nc {
+                        ss.next[j].as_mut_ptr() as *mut u8
+                    } else {
+                        outer[sc.results[j].index()].add(t * sc.y_bytes[j - nc])
+                    };
+                    for v in vals {
+                        ss.body.ptrs[v.index()] = p;
+                    }
+                }
+            }
             run_level(body, &mut ss.body);
             for (j, yb) in sc.y_bytes.iter().enumerate() {
-                let src = ss.body.ptrs[bf.outputs[nc + j].value.index()];
-                let dst = outer[sc.results[nc + j].index()].add(t * yb);
-                std::ptr::copy_nonoverlapping(src, dst, *yb);
+                if sc.direct[nc + j].is_none() {
+                    let src = ss.body.ptrs[bf.outputs[nc + j].value.index()];
+                    let dst = outer[sc.results[nc + j].index()].add(t * yb);
+                    std::ptr::copy_nonoverlapping(src, dst, *yb);
+                }
             }
             for i in 0..nc {
-                let src = ss.body.ptrs[bf.outputs[i].value.index()];
-                std::ptr::copy_nonoverlapping(
-                    src,
-                    ss.next[i].as_mut_ptr() as *mut u8,
-                    sc.carry_bytes[i],
-                );
+                if sc.direct[i].is_none() {
+                    let src = ss.body.ptrs[bf.outputs[i].value.index()];
+                    let dst = ss.next[i].as_mut_ptr() as *mut u8;
+                    std::ptr::copy_nonoverlapping(src, dst, sc.carry_bytes[i]);
+                }
             }
             std::mem::swap(&mut ss.cur, &mut ss.next);
         }
@@ -805,13 +826,5 @@ impl Executable for JitExecutable {
 
     fn function(&self) -> &Function {
         &self.f
-    }
-}
-
-// Keep the arena alive (it is referenced only through raw pointers).
-impl LevelState {
-    #[allow(dead_code)]
-    fn arena_len(&self) -> usize {
-        self.arena.len()
     }
 }

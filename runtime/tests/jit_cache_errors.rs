@@ -135,3 +135,72 @@ fn clif_text_is_available() {
     assert!(text.contains("f64x2"), "{text}");
     assert!(text.contains("call"), "{text}");
 }
+
+#[test]
+fn buffers_are_reused_across_a_chain() {
+    // x -> (matmul w, tanh) x 6: every intermediate dies two steps later, so the arena holds
+    // far fewer bytes than the sum of all intermediates.
+    let t = TensorType::new(DType::F64, [8, 8]);
+    let mut b = FunctionBuilder::new("chain_reuse");
+    let x = b.param("x", t.clone());
+    let w = b.param("w", t.clone());
+    let mut h = x;
+    for _ in 0..6 {
+        let m = b.matmul(h, w, false, false).unwrap();
+        h = b.unary(UnaryOp::Tanh, m).unwrap();
+    }
+    let f = b.finish([("h".to_string(), h)]);
+    let exe = JitExecutable::compile(&f).unwrap();
+    let (arena, unshared) = exe.compiled().arena_bytes();
+    assert_eq!(unshared, 12 * 8 * 8 * 8);
+    assert!(
+        arena <= 3 * 8 * 8 * 8,
+        "arena {arena} bytes for {unshared} bytes of values"
+    );
+    // And it still computes the right thing, repeatedly.
+    let xs = Tensor::from_f64([8, 8], (0..64).map(|i| (i as f64 * 0.1).sin()).collect()).unwrap();
+    let ws = Tensor::from_f64(
+        [8, 8],
+        (0..64).map(|i| (i as f64 * 0.07).cos() * 0.3).collect(),
+    )
+    .unwrap();
+    let want = brainlift_runtime::interpret(&f, &[xs.clone(), ws.clone()]).unwrap();
+    let mut exe = exe;
+    for _ in 0..3 {
+        let got = exe.run(&[xs.clone(), ws.clone()]).unwrap();
+        for (a, b) in got[0]
+            .as_f64()
+            .unwrap()
+            .iter()
+            .zip(want[0].as_f64().unwrap())
+        {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn kernel_node_cycles_are_rejected() {
+    let k = FusedKernel {
+        id: 0,
+        shape: Shape::new(&[3]),
+        inputs: vec![],
+        nodes: vec![
+            KernelNode {
+                kind: KernelNodeKind::Unary(UnaryOp::Neg, 1),
+                dtype: DType::F64,
+            },
+            KernelNode {
+                kind: KernelNodeKind::Unary(UnaryOp::Neg, 0),
+                dtype: DType::F64,
+            },
+        ],
+        outputs: vec![KernelOutput {
+            node: 1,
+            value: ValueId(1),
+        }],
+        insts: vec![0],
+    };
+    let e = CompiledKernels::compile_kernels(&[&k], &CodegenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("neg"), "{e}");
+}

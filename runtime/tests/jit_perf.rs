@@ -243,3 +243,160 @@ fn perf_rnn_scan_jit_only() {
     });
     println!("rnn jit: {:.3} ms", t * 1e3);
 }
+
+#[test]
+#[ignore]
+fn perf_rnn_grad() {
+    let f = rnn(25, 128, 100, 1);
+    let g = brainlift_compiler::ad::value_and_grad(
+        &{
+            // loss only
+            let mut f = f.clone();
+            f.outputs.truncate(1);
+            f
+        },
+        &[0, 2, 3, 4],
+    )
+    .unwrap();
+    let inputs = brainlift_runtime::random::random_inputs(&g, 7);
+    let t0 = Instant::now();
+    let mut exe = JitExecutable::compile(&g).unwrap();
+    let tc = t0.elapsed().as_secs_f64();
+    let t_jit = best_of(10, || {
+        exe.run(&inputs).unwrap();
+    });
+    let mut it = Interpreter::new(g.clone()).unwrap();
+    let t_int = best_of(1, || {
+        it.run(&inputs).unwrap();
+    });
+    println!(
+        "rnn grad: compile {:.2} ms ({} kernels), jit {:.3} ms, interp {:.3} ms, speedup {:.1}\n{}",
+        tc * 1e3,
+        exe.compiled().num_kernels(),
+        t_jit * 1e3,
+        t_int * 1e3,
+        t_int / t_jit,
+        exe.compiled().plan().total_report().kernels_after
+    );
+}
+
+#[test]
+#[ignore]
+fn perf_compile_breakdown() {
+    let f = rnn(25, 128, 100, 1);
+    let mut l = f.clone();
+    l.outputs.truncate(1);
+    let g = brainlift_compiler::ad::value_and_grad(&l, &[0, 2, 3, 4]).unwrap();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        brainlift_ir::verify(&g).unwrap();
+        let t1 = Instant::now();
+        let plan = brainlift_compiler::passes::fusion::fuse(&g).unwrap();
+        let t2 = Instant::now();
+        let k = brainlift_compiler::codegen::CompiledKernels::compile(&plan, &Default::default())
+            .unwrap();
+        let t3 = Instant::now();
+        println!(
+            "verify {:.2} ms, fuse {:.2} ms, codegen {:.2} ms ({} kernels, {} insts)",
+            (t1 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t3 - t2).as_secs_f64() * 1e3,
+            k.len(),
+            g.op_count()
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn perf_rnn_grad_jit_only() {
+    let f = rnn(25, 128, 100, 1);
+    let mut l = f.clone();
+    l.outputs.truncate(1);
+    let g = brainlift_compiler::ad::value_and_grad(&l, &[0, 2, 3, 4]).unwrap();
+    let inputs = brainlift_runtime::random::random_inputs(&g, 7);
+    let mut exe = JitExecutable::compile(&g).unwrap();
+    let t = best_of(30, || {
+        exe.run(&inputs).unwrap();
+    });
+    println!("rnn grad jit: {:.3} ms\n{}", t * 1e3, exe.compiled().plan());
+}
+
+#[test]
+#[ignore]
+fn show_clif() {
+    let n = 1000;
+    let mut b = FunctionBuilder::new("chain");
+    let x = b.param("x", tt(&[n]));
+    let y = b.param("y", tt(&[n]));
+    let a = b.splat(tt(&[n]), 0.7);
+    let ax = b.mul(a, x).unwrap();
+    let s = b.add(ax, y).unwrap();
+    let z = b.splat(tt(&[n]), 0.0);
+    let r = b.binary(BinaryOp::Max, s, z).unwrap();
+    let f = b.finish([("r".to_string(), r)]);
+    let plan = brainlift_compiler::passes::fusion::fuse(&f).unwrap();
+    println!(
+        "{}",
+        brainlift_compiler::codegen::clif_text(&plan, &Default::default()).unwrap()
+    );
+}
+
+/// LIF-like spiking scan: 100 steps, batch 256, 100 -> 10 hidden.
+fn snn(t: usize, batch: usize, inp: usize, hid: usize) -> Function {
+    let mut body = FunctionBuilder::new("lif");
+    let v = body.param("v", tt(&[batch, hid]));
+    let x = body.param("x", tt(&[batch, inp]));
+    let w = body.param("w", tt(&[inp, hid]));
+    let i = body.matmul(x, w, false, false).unwrap();
+    let decay = body.splat(tt(&[batch, hid]), 0.9);
+    let dv = body.mul(v, decay).unwrap();
+    let vn = body.add(dv, i).unwrap();
+    let th = body.splat(tt(&[batch, hid]), 1.0);
+    let s = body.compare(brainlift_ir::CompareOp::Ge, vn, th).unwrap();
+    let sf = body.cast(s, DType::F64).unwrap();
+    let zero = body.splat(tt(&[batch, hid]), 0.0);
+    let vr = body.select(s, zero, vn).unwrap();
+    let body = body.finish([("v".to_string(), vr), ("s".to_string(), sf)]);
+    let mut b = FunctionBuilder::new("snn");
+    let v0 = b.param("v0", tt(&[batch, hid]));
+    let xs = b.param("xs", tt(&[t, batch, inp]));
+    let w = b.param("w", tt(&[inp, hid]));
+    let r = b
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: t,
+                num_carry: 1,
+                num_xs: 1,
+                reverse: false,
+                body,
+            })),
+            &[v0, xs, w],
+        )
+        .unwrap();
+    let l = b
+        .reduce(brainlift_ir::ReduceOp::Sum, r[1], vec![0, 1, 2])
+        .unwrap();
+    b.finish([("loss".to_string(), l)])
+}
+
+#[test]
+#[ignore]
+fn perf_snn() {
+    let f = snn(100, 256, 100, 10);
+    let inputs = brainlift_runtime::random::random_inputs(&f, 5);
+    let mut exe = JitExecutable::compile(&f).unwrap();
+    let t_jit = best_of(10, || {
+        exe.run(&inputs).unwrap();
+    });
+    let mut it = Interpreter::new(f.clone()).unwrap();
+    let t_int = best_of(1, || {
+        it.run(&inputs).unwrap();
+    });
+    println!(
+        "snn fwd: jit {:.3} ms, interp {:.3} ms, speedup {:.1}",
+        t_jit * 1e3,
+        t_int * 1e3,
+        t_int / t_jit
+    );
+}

@@ -743,3 +743,30 @@ fn gradient_functions_match() {
         check_with(&g, &inputs_for(&g, 21, false), Tol::Rel(1e-12));
     }
 }
+
+/// Long fused chains (less unrolling) at odd sizes.
+#[test]
+fn long_chains() {
+    for dt in [DType::F64, DType::F32] {
+        for n in [3, 17, 1023] {
+            for len in [10, 20, 40] {
+                let mut b = FunctionBuilder::new(format!("long_{dt}_{n}_{len}"));
+                let x = b.param("x", tt(dt, &[n]));
+                let y = b.param("y", tt(dt, &[n]));
+                let mut h = x;
+                for i in 0..len {
+                    h = match i % 4 {
+                        0 => b.mul(h, y).unwrap(),
+                        1 => b.add(h, x).unwrap(),
+                        2 => b.unary(UnaryOp::Tanh, h).unwrap(),
+                        _ => b.binary(BinaryOp::Max, h, y).unwrap(),
+                    };
+                }
+                let f = b.finish([("h".to_string(), h)]);
+                let exe = JitExecutable::compile(&f).unwrap();
+                assert_eq!(exe.compiled().plan().steps.len(), 1);
+                check(&f, Tol::Exact(rel_for(dt)));
+            }
+        }
+    }
+}

@@ -186,8 +186,15 @@ fn check_supported(k: &FusedKernel) -> Result<(), CodegenError> {
             msg: msg.to_string(),
         })
     };
-    for n in &k.nodes {
-        let opd = |i: usize| k.nodes.get(i).map(|x| x.dtype);
+    for (idx, n) in k.nodes.iter().enumerate() {
+        // Operands must be earlier nodes (topological order; no cycles).
+        let opd = |i: usize| {
+            if i < idx {
+                k.nodes.get(i).map(|x| x.dtype)
+            } else {
+                None
+            }
+        };
         match &n.kind {
             KernelNodeKind::Input(i) if *i >= k.inputs.len() => {
                 return unsup("load", n.dtype, "input index out of range");
@@ -273,6 +280,8 @@ struct Addr {
     elem: Option<Value>,
     /// Extra element offset (unrolling), added as an immediate.
     extra: i64,
+    /// The bases already include the `elem` offset (see [`Emitter::rebase`]).
+    pre: bool,
 }
 
 impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
@@ -342,6 +351,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             out_base: self.out_ptrs.clone(),
             elem: None,
             extra: 0,
+            pre: false,
         };
         self.hoist(Level::Entry, &entry_addr);
         let outer = self.space.dims.len() - 1;
@@ -467,11 +477,18 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             out_base: outs.clone(),
             elem: None,
             extra: 0,
+            pre: false,
         };
         self.hoist(Level::Row, &row_addr);
         // Hoisted outputs (entry/row level) are stored in the element loops like the others.
         let c = *self.space.dims.last().unwrap_or(&1) as i64;
-        let unroll = self.opts.unroll.max(1) as i64;
+        // Big kernels gain little from unrolling (register pressure) and cost compile time.
+        let nodes = self.k.nodes.len();
+        let unroll = match nodes {
+            0..=12 => self.opts.unroll.max(1),
+            13..=32 => self.opts.unroll.clamp(1, 2),
+            _ => 1,
+        } as i64;
         let l = self.lanes as i64;
         let per_iter = l * unroll;
         let vec_iters = if l > 0 { c / per_iter } else { 0 };
@@ -479,31 +496,51 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         if vec_iters > 0 {
             self.counted_loop(vec_iters, &mut |e: &mut Self, it| {
                 let elem = e.b.ins().imul_imm_s(it, per_iter);
+                let at = Addr {
+                    in_base: ins.clone(),
+                    out_base: outs.clone(),
+                    elem: Some(elem),
+                    extra: 0,
+                    pre: false,
+                };
+                let base = e.rebase(&at);
                 for u in 0..unroll {
                     let addr = Addr {
-                        in_base: ins.clone(),
-                        out_base: outs.clone(),
-                        elem: Some(elem),
                         extra: u * l,
+                        ..base.clone()
                     };
                     e.vector_body(&addr);
                 }
             });
         }
+        // Remaining whole vectors: one vector body (inline if there is just one, else a loop).
         let tail = c - done;
-        // A remaining whole vector is done once more in vector form (no loop needed).
         let mut start = done;
         if l > 0 && tail >= l {
             let whole = tail / l;
-            let base = self.b.ins().iconst(types::I64, done);
-            for u in 0..whole {
+            if whole == 1 {
+                let base = self.b.ins().iconst(types::I64, done);
                 let addr = Addr {
                     in_base: ins.clone(),
                     out_base: outs.clone(),
                     elem: Some(base),
-                    extra: u * l,
+                    extra: 0,
+                    pre: false,
                 };
                 self.vector_body(&addr);
+            } else {
+                self.counted_loop(whole, &mut |e: &mut Self, it| {
+                    let off = e.b.ins().imul_imm_s(it, l);
+                    let elem = e.b.ins().iadd_imm_s(off, done);
+                    let addr = Addr {
+                        in_base: ins.clone(),
+                        out_base: outs.clone(),
+                        elem: Some(elem),
+                        extra: 0,
+                        pre: false,
+                    };
+                    e.vector_body(&addr);
+                });
             }
             start = done + whole * l;
         }
@@ -516,6 +553,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
                     out_base: outs.clone(),
                     elem: Some(elem),
                     extra: 0,
+                    pre: false,
                 };
                 e.scalar_body(&addr);
             });
@@ -527,6 +565,7 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         let inner = self.space.dims.len() - 1;
         let st = self.space.strides[i][inner] as i64 * self.esize(self.k.inputs[i].dtype);
         match addr.elem {
+            _ if addr.pre && st != 0 => (addr.in_base[i], (addr.extra * st) as i32),
             Some(e) if st != 0 => {
                 let off = self.b.ins().imul_imm_s(e, st);
                 let p = self.b.ins().iadd(addr.in_base[i], off);
@@ -536,9 +575,46 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
+    /// The addressing context with every varying base advanced to element `elem` once, so
+    /// unrolled copies only add immediates.
+    fn rebase(&mut self, addr: &Addr) -> Addr {
+        let Some(e) = addr.elem else {
+            return addr.clone();
+        };
+        let inner = self.space.dims.len() - 1;
+        let mut cache: HashMap<i64, Value> = HashMap::new();
+        let mut off_for = |em: &mut Self, bytes: i64| -> Value {
+            *cache
+                .entry(bytes)
+                .or_insert_with(|| em.b.ins().imul_imm_s(e, bytes))
+        };
+        let mut in_base = addr.in_base.clone();
+        for (i, base) in in_base.iter_mut().enumerate() {
+            let st = self.space.strides[i][inner] as i64 * self.esize(self.k.inputs[i].dtype);
+            if st != 0 {
+                let off = off_for(self, st);
+                *base = self.b.ins().iadd(*base, off);
+            }
+        }
+        let mut out_base = addr.out_base.clone();
+        for (o, base) in out_base.iter_mut().enumerate() {
+            let sz = self.esize(self.k.nodes[self.k.outputs[o].node].dtype);
+            let off = off_for(self, sz);
+            *base = self.b.ins().iadd(*base, off);
+        }
+        Addr {
+            in_base,
+            out_base,
+            elem: Some(e),
+            extra: 0,
+            pre: true,
+        }
+    }
+
     fn out_addr(&mut self, o: usize, addr: &Addr) -> (Value, i32) {
         let sz = self.esize(self.k.nodes[self.k.outputs[o].node].dtype);
         match addr.elem {
+            _ if addr.pre => (addr.out_base[o], (addr.extra * sz) as i32),
             Some(e) => {
                 let off = self.b.ins().imul_imm_s(e, sz);
                 let p = self.b.ins().iadd(addr.out_base[o], off);

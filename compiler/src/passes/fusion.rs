@@ -224,7 +224,7 @@ impl KernelPlan {
     }
 }
 
-/// Fuses `f` (which must have passed [`brainlift_ir::verify`]). Kernel ids start at 0.
+/// Fuses `f` (which must have passed [`brainlift_ir::verify()`]). Kernel ids start at 0.
 pub fn fuse(f: &Function) -> Result<KernelPlan, IrError> {
     let mut next_id = 0;
     fuse_with_ids(f, &mut next_id)
