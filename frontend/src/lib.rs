@@ -21,6 +21,7 @@ pub mod linalg;
 pub mod losses;
 pub mod nn;
 pub mod nvar_spec;
+pub mod offline;
 pub mod optim;
 pub mod params_io;
 pub mod plot;
@@ -38,6 +39,7 @@ pub use brainlift_runtime::Tensor as Array;
 pub use dt::{get_dt, set_dt};
 pub use error::{Error, Result, TraceError};
 pub use exec::{Binding, Bound, run_over_time, trace_over_time, trace_step};
+pub use offline::{Readout, RidgeTrainer};
 pub use tensor_ops::{broadcast_shapes, concat, stack};
 pub use trace::{Tensor, Tracer, trace};
 pub use vars::{

@@ -63,6 +63,10 @@ pub(crate) struct TraceState {
     pub(crate) var_inputs: Vec<(u64, usize)>,
     /// Display names (paths) of variables, for input names.
     pub(crate) var_names: HashMap<u64, String>,
+    /// Tap keys the root tracer asked for (see [`Tracer::tap`]).
+    pub(crate) taps_wanted: Vec<u64>,
+    /// Values tapped in this tracer: (key, value index), in order.
+    pub(crate) taps: Vec<(u64, usize)>,
 }
 
 /// A recording context. Cheap to clone (a shared handle).
@@ -103,6 +107,8 @@ impl Tracer {
                 var_written: vec![],
                 var_inputs: vec![],
                 var_names: HashMap::new(),
+                taps_wanted: vec![],
+                taps: vec![],
             })),
         }
     }

@@ -265,6 +265,31 @@ impl Tracer {
         st.var_bindings.insert(var.id(), idx);
     }
 
+    /// Asks layers to report the value they tap under `key` (see [`Tracer::tap`]).
+    pub fn want_tap(&self, key: u64) {
+        self.root().state.borrow_mut().taps_wanted.push(key);
+    }
+
+    /// Reports `value` under `key` if the root tracer asked for it. Layers tap what offline
+    /// trainers need: `Dense` taps its input under its weight's id (the readout features
+    /// ridge regression fits on, BrainPy's offline-fit hook).
+    pub fn tap(&self, key: u64, value: &Tensor) {
+        if !self.root().state.borrow().taps_wanted.contains(&key) {
+            return;
+        }
+        if let Some(idx) = self.import(value, "tap") {
+            self.state.borrow_mut().taps.push((key, idx));
+        }
+    }
+
+    /// The values tapped in this tracer, in order.
+    pub fn taps(&self) -> Vec<(u64, Tensor)> {
+        let taps = self.state.borrow().taps.clone();
+        taps.into_iter()
+            .map(|(k, i)| (k, self.tensor_at(i)))
+            .collect()
+    }
+
     /// Variables that became inputs of this (root) tracer: (variable id, input position).
     pub fn var_inputs(&self) -> Vec<(u64, usize)> {
         self.state.borrow().var_inputs.clone()

@@ -64,6 +64,7 @@ impl Dense {
 impl Module for Dense {
     fn update(&self, x: &Tensor) -> Tensor {
         let tr = x.tracer();
+        tr.tap(self.w.id(), x);
         let w = tr.read_var(&self.w);
         let y = x.matmul(&w);
         match &self.b {

@@ -1,0 +1,309 @@
+//! `brainlift bench`: interpreter vs JIT on the tutorial's workloads, measured side by side.
+//!
+//! For every workload the same traced function runs on both backends with the same inputs:
+//! the interpreter (median of a few runs), the JIT (median of repeated runs after warm-up), the
+//! ratio, and the JIT's compile time measured on an empty kernel cache. Baselines measured in
+//! the same run: a hand-written Rust loop for the elementwise chain, the `gemm` crate called
+//! directly for the matmul.
+
+use crate::CliResult;
+use brainlift::autograd::TrainStep;
+use brainlift::ir::{DType, Function, TensorType};
+use brainlift::losses::{l2_norm, mean_squared_error};
+use brainlift::optim::{Adam, LrSchedule};
+use brainlift::runtime::{Backend, Tensor, random::random_inputs};
+use brainlift::train::{ModelView, forward_over_time};
+use brainlift::tutorial::rnn::TutorialRnn;
+use brainlift::{Module, trace};
+use clap::Args;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Only the workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Seconds of JIT timing per workload (after warm-up).
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+}
+
+struct Workload {
+    name: &'static str,
+    about: &'static str,
+    f: Function,
+    inputs: Vec<Tensor>,
+    baseline: Option<(&'static str, Box<dyn FnMut()>)>,
+}
+
+fn f64t(d: &[usize]) -> TensorType {
+    TensorType::new(DType::F64, d)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median seconds of `f` over repeated runs: at least `min_runs`, until `budget` is spent.
+fn time_it(
+    mut f: impl FnMut() -> CliResult,
+    warmup: usize,
+    min_runs: usize,
+    budget: Duration,
+) -> CliResult<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let start = Instant::now();
+    let mut samples = vec![];
+    while samples.len() < min_runs || (start.elapsed() < budget && samples.len() < 10_000) {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(samples))
+}
+
+fn elementwise() -> CliResult<Workload> {
+    let n = 1_000_000;
+    let f = trace("elementwise", |tr| {
+        let x = tr.input("x", f64t(&[n]));
+        let y = tr.input("y", f64t(&[n]));
+        Ok(vec![("out".into(), (&x * 1.5 + &y * 0.5).relu())])
+    })
+    .map_err(|e| e.to_string())?;
+    let inputs = random_inputs(&f, 1);
+    let (xs, ys) = (inputs[0].to_f64_vec(), inputs[1].to_f64_vec());
+    let mut out = vec![0.0f64; n];
+    let baseline = move || {
+        for ((o, &x), &y) in out.iter_mut().zip(&xs).zip(&ys) {
+            let v = 1.5 * x + 0.5 * y;
+            *o = if v > 0.0 { v } else { 0.0 };
+        }
+        std::hint::black_box(&out);
+    };
+    Ok(Workload {
+        name: "elementwise",
+        about: "relu(1.5 x + 0.5 y) over 1e6 f64 (baseline: hand-written Rust loop)",
+        f,
+        inputs,
+        baseline: Some(("rust_loop", Box::new(baseline))),
+    })
+}
+
+fn matmul() -> CliResult<Workload> {
+    let n = 128;
+    let f = trace("matmul", |tr| {
+        let a = tr.input("a", f64t(&[n, n]));
+        let b = tr.input("b", f64t(&[n, n]));
+        Ok(vec![("c".into(), a.matmul(&b))])
+    })
+    .map_err(|e| e.to_string())?;
+    let inputs = random_inputs(&f, 2);
+    let (a, b) = (inputs[0].to_f64_vec(), inputs[1].to_f64_vec());
+    let mut c = vec![0.0f64; n * n];
+    let baseline = move || {
+        // Row-major n x n: column stride 1, row stride n.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        std::hint::black_box(&c);
+    };
+    Ok(Workload {
+        name: "matmul",
+        about: "128x128x128 f64 matmul (baseline: the gemm crate called directly)",
+        f,
+        inputs,
+        baseline: Some(("gemm_direct", Box::new(baseline))),
+    })
+}
+
+fn ngrc() -> CliResult<Workload> {
+    use brainlift::tutorial::ngrc::Ngrc;
+    let model = Ngrc::new(3, 3).map_err(|e| e.to_string())?;
+    let (f, _) =
+        brainlift::offline::fit_function(&model, &f64t(&[1, 6000, 3]), &f64t(&[1, 6000, 3]), false)
+            .map_err(|e| e.to_string())?;
+    let series = brainlift::datasets::chaos::lorenz(100.0, 0.01).map_err(|e| e.to_string())?;
+    let (xv, _) = series.subset(2000, 8000).map_err(|e| e.to_string())?;
+    let (yv, _) = series.subset(2001, 8001).map_err(|e| e.to_string())?;
+    let mut inputs = random_inputs(&f, 3);
+    inputs[0] = Tensor::from_f64([1, 6000, 3], xv).map_err(|e| e.to_string())?;
+    inputs[1] = Tensor::from_f64([1, 6000, 3], yv).map_err(|e| e.to_string())?;
+    Ok(Workload {
+        name: "ngrc",
+        about: "NVAR features + XtX/XtY accumulation over the 6000 training steps (ridge fit forward)",
+        f,
+        inputs,
+        baseline: None,
+    })
+}
+
+fn bptt_step() -> CliResult<Workload> {
+    let (b, t, h) = (128, 25, 100);
+    brainlift::random::seed(0);
+    let mut model = TutorialRnn::new(1, h).map_err(|e| e.to_string())?;
+    model.reset_state(b);
+    let mut opt = Adam::new(LrSchedule::ExponentialDecay {
+        lr: 0.025,
+        decay_steps: 1.0,
+        decay_rate: 0.99975,
+    })
+    .eps(0.1);
+    let data = [("xs", f64t(&[b, t, 1])), ("targets", f64t(&[b, t, 1]))];
+    let step = TrainStep::new(
+        "bptt_step",
+        &model,
+        &mut opt,
+        &data,
+        Backend::Interp,
+        |tr, d| {
+            model.reset_state_traced(tr);
+            let preds = forward_over_time(tr, &model, &d[0])?;
+            let view = ModelView::new(tr, &model);
+            Ok(mean_squared_error(&preds, &d[1]) + l2_norm(&view.train_vars()).square() * 2e-4)
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let f = step.function().clone();
+    let inputs = realistic_inputs(&f, 4);
+    Ok(Workload {
+        name: "bptt_step",
+        about: "one BPTT train step of the tutorial RNN (batch 128, T 25, hidden 100): forward scan, loss, reverse scan, Adam",
+        f,
+        inputs,
+        baseline: None,
+    })
+}
+
+/// Random inputs, with optimiser moments and hyper-parameters made valid (non-negative).
+fn realistic_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
+    let mut inputs = random_inputs(f, seed);
+    for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
+        if p.name.contains("opt") || p.name.starts_with("hyper") {
+            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
+            *t = Tensor::from_f64_values(t.ty().clone(), &v).expect("same type");
+        }
+    }
+    inputs
+}
+
+pub fn run(args: BenchArgs) -> CliResult {
+    let builders: Vec<(&str, fn() -> CliResult<Workload>)> = vec![
+        ("elementwise", elementwise),
+        ("matmul", matmul),
+        ("ngrc", ngrc),
+        ("bptt_step", bptt_step),
+    ];
+    let budget = Duration::from_secs_f64(args.seconds.max(0.05));
+    let mut rows = vec![];
+    let mut total_compile = 0.0;
+    for (name, build) in builders {
+        if let Some(o) = &args.only
+            && !name.contains(o.as_str())
+        {
+            continue;
+        }
+        let mut w = build()?;
+        brainlift::runtime::cache::clear_cache();
+        let t = Instant::now();
+        let mut jit = brainlift::runtime::compile(&w.f, Backend::Jit).map_err(|e| e.to_string())?;
+        let compile_s = t.elapsed().as_secs_f64();
+        total_compile += compile_s;
+        let mut interp =
+            brainlift::runtime::compile(&w.f, Backend::Interp).map_err(|e| e.to_string())?;
+        let inputs = w.inputs.clone();
+        let jit_s = time_it(
+            || jit.run(&inputs).map(|_| ()).map_err(|e| e.to_string()),
+            3,
+            5,
+            budget,
+        )?;
+        let interp_s = time_it(
+            || interp.run(&inputs).map(|_| ()).map_err(|e| e.to_string()),
+            1,
+            3,
+            budget,
+        )?;
+        let baseline = match &mut w.baseline {
+            Some((label, f)) => {
+                let s = time_it(
+                    || {
+                        f();
+                        Ok(())
+                    },
+                    3,
+                    5,
+                    budget,
+                )?;
+                Some((*label, s))
+            }
+            None => None,
+        };
+        if !args.json {
+            println!("{:<12} {}", w.name, w.about);
+            print!(
+                "             interp {:>10.3} ms   jit {:>9.3} ms   speedup {:>7.1}x   compile {:>7.2} ms",
+                interp_s * 1e3,
+                jit_s * 1e3,
+                interp_s / jit_s,
+                compile_s * 1e3
+            );
+            if let Some((label, s)) = baseline {
+                print!(
+                    "   {label} {:.3} ms (jit/{label} = {:.2})",
+                    s * 1e3,
+                    jit_s / s
+                );
+            }
+            println!();
+        }
+        let mut row = json!({
+            "name": w.name,
+            "interp_s": interp_s,
+            "jit_s": jit_s,
+            "speedup": interp_s / jit_s,
+            "compile_s": compile_s,
+        });
+        if let Some((label, s)) = baseline {
+            row["baseline"] = json!(label);
+            row["baseline_s"] = json!(s);
+            row["jit_over_baseline"] = json!(jit_s / s);
+        }
+        rows.push(row);
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({"workloads": rows, "total_compile_s": total_compile})
+        );
+    } else {
+        println!("total JIT compile time {:.2} ms", total_compile * 1e3);
+    }
+    Ok(())
+}
