@@ -4,7 +4,9 @@
 mod common;
 
 use brainlift_compiler::ad::{AdError, grad, value_and_grad, vjp};
-use brainlift_ir::{BinaryOp, CompareOp, DType, FunctionBuilder, Op, ReduceOp, TensorType, UnaryOp};
+use brainlift_ir::{
+    BinaryOp, CompareOp, DType, FunctionBuilder, Op, ReduceOp, TensorType, UnaryOp,
+};
 use brainlift_runtime::{Tensor, interpret};
 use common::*;
 
@@ -22,7 +24,11 @@ fn unary_ops() {
         let l = weighted_sum(&mut b, y);
         let f = finish(b, l);
         let positive = matches!(u, UnaryOp::Log | UnaryOp::Sqrt);
-        let xin = if positive { tensor(k as u64, &[3, 4], 0.2, 2.0) } else { tensor_nz(k as u64, &[3, 4]) };
+        let xin = if positive {
+            tensor(k as u64, &[3, 4], 0.2, 2.0)
+        } else {
+            tensor_nz(k as u64, &[3, 4])
+        };
         assert_grad(&f, &[0], &[xin], TOL);
     }
 }
@@ -38,15 +44,28 @@ fn binary_ops() {
         let f = finish(b, l);
         let s = 10 * k as u64;
         let (xin, yin) = match o {
-            BinaryOp::Pow => (tensor(s, &[2, 5], 0.3, 2.0), tensor(s + 1, &[2, 5], -1.5, 1.5)),
+            BinaryOp::Pow => (
+                tensor(s, &[2, 5], 0.3, 2.0),
+                tensor(s + 1, &[2, 5], -1.5, 1.5),
+            ),
             BinaryOp::Div => (tensor(s, &[2, 5], -1.0, 1.0), tensor_nz(s + 1, &[2, 5])),
             // max/min: keep the operands apart (no ties).
             BinaryOp::Max | BinaryOp::Min => {
                 let xv = vals(s, 10, -1.0, 1.0, &[], 0.0);
-                let yv: Vec<f64> = xv.iter().enumerate().map(|(i, x)| if i % 2 == 0 { x + 0.3 } else { x - 0.4 }).collect();
-                (Tensor::from_f64(vec![2, 5], xv).unwrap(), Tensor::from_f64(vec![2, 5], yv).unwrap())
+                let yv: Vec<f64> = xv
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| if i % 2 == 0 { x + 0.3 } else { x - 0.4 })
+                    .collect();
+                (
+                    Tensor::from_f64(vec![2, 5], xv).unwrap(),
+                    Tensor::from_f64(vec![2, 5], yv).unwrap(),
+                )
             }
-            _ => (tensor(s, &[2, 5], -1.0, 1.0), tensor(s + 1, &[2, 5], -1.0, 1.0)),
+            _ => (
+                tensor(s, &[2, 5], -1.0, 1.0),
+                tensor(s + 1, &[2, 5], -1.0, 1.0),
+            ),
         };
         assert_grad(&f, &[0, 1], &[xin, yin], TOL);
     }
@@ -67,7 +86,11 @@ fn max_min_ties_split_evenly() {
         let xs = Tensor::from_f64(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
         let ys = Tensor::from_f64(vec![3], vec![1.0, 5.0, -3.0]).unwrap();
         let out = interpret(&g, &[xs, ys]).unwrap();
-        let (gx, gy) = if o == BinaryOp::Max { (vec![1.5, 1.0, 2.0], vec![0.5, 1.0, 0.0]) } else { (vec![1.5, 2.0, 1.0], vec![0.5, 0.0, 1.0]) };
+        let (gx, gy) = if o == BinaryOp::Max {
+            (vec![1.5, 1.0, 2.0], vec![0.5, 1.0, 0.0])
+        } else {
+            (vec![1.5, 2.0, 1.0], vec![0.5, 0.0, 1.0])
+        };
         assert_eq!(out[0].as_f64().unwrap(), gx.as_slice(), "{}", o.name());
         assert_eq!(out[1].as_f64().unwrap(), gy.as_slice(), "{}", o.name());
     }
@@ -84,19 +107,96 @@ fn layout_case(name: &str, in_shape: &[usize], op: Op) {
 
 #[test]
 fn layout_ops() {
-    layout_case("bcast_new_axis", &[3], Op::Broadcast { shape: [2, 3].into(), dims: vec![1] });
-    layout_case("bcast_stretch", &[3, 1], Op::Broadcast { shape: [3, 4].into(), dims: vec![0, 1] });
-    layout_case("bcast_both", &[1, 3], Op::Broadcast { shape: [2, 4, 3].into(), dims: vec![1, 2] });
-    layout_case("bcast_scalar", &[], Op::Broadcast { shape: [2, 3].into(), dims: vec![] });
+    layout_case(
+        "bcast_new_axis",
+        &[3],
+        Op::Broadcast {
+            shape: [2, 3].into(),
+            dims: vec![1],
+        },
+    );
+    layout_case(
+        "bcast_stretch",
+        &[3, 1],
+        Op::Broadcast {
+            shape: [3, 4].into(),
+            dims: vec![0, 1],
+        },
+    );
+    layout_case(
+        "bcast_both",
+        &[1, 3],
+        Op::Broadcast {
+            shape: [2, 4, 3].into(),
+            dims: vec![1, 2],
+        },
+    );
+    layout_case(
+        "bcast_scalar",
+        &[],
+        Op::Broadcast {
+            shape: [2, 3].into(),
+            dims: vec![],
+        },
+    );
     layout_case("reshape", &[2, 6], Op::Reshape([3, 2, 2].into()));
     layout_case("transpose", &[2, 3, 4], Op::Transpose(vec![2, 0, 1]));
-    layout_case("slice", &[4, 5], Op::Slice { start: vec![1, 0], end: vec![3, 4] });
-    layout_case("pad", &[2, 3], Op::Pad { low: vec![1, 0], high: vec![0, 2] });
-    layout_case("reduce_sum", &[2, 3, 4], Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 2] });
-    layout_case("reduce_max", &[3, 4], Op::Reduce { op: ReduceOp::Max, axes: vec![1] });
-    layout_case("reduce_min", &[3, 4], Op::Reduce { op: ReduceOp::Min, axes: vec![0, 1] });
-    layout_case("cumsum", &[3, 4], Op::Cumsum { axis: 1, reverse: false });
-    layout_case("cumsum_rev", &[3, 4], Op::Cumsum { axis: 0, reverse: true });
+    layout_case(
+        "slice",
+        &[4, 5],
+        Op::Slice {
+            start: vec![1, 0],
+            end: vec![3, 4],
+        },
+    );
+    layout_case(
+        "pad",
+        &[2, 3],
+        Op::Pad {
+            low: vec![1, 0],
+            high: vec![0, 2],
+        },
+    );
+    layout_case(
+        "reduce_sum",
+        &[2, 3, 4],
+        Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: vec![0, 2],
+        },
+    );
+    layout_case(
+        "reduce_max",
+        &[3, 4],
+        Op::Reduce {
+            op: ReduceOp::Max,
+            axes: vec![1],
+        },
+    );
+    layout_case(
+        "reduce_min",
+        &[3, 4],
+        Op::Reduce {
+            op: ReduceOp::Min,
+            axes: vec![0, 1],
+        },
+    );
+    layout_case(
+        "cumsum",
+        &[3, 4],
+        Op::Cumsum {
+            axis: 1,
+            reverse: false,
+        },
+    );
+    layout_case(
+        "cumsum_rev",
+        &[3, 4],
+        Op::Cumsum {
+            axis: 0,
+            reverse: true,
+        },
+    );
 }
 
 #[test]
@@ -108,7 +208,11 @@ fn concat_three_operands() {
     let c = b.push1(Op::Concat { axis: 1 }, &[x, y, z]).unwrap();
     let l = weighted_sum(&mut b, c);
     let f = finish(b, l);
-    let ins = [tensor(1, &[2, 1], -1.0, 1.0), tensor(2, &[2, 3], -1.0, 1.0), tensor(3, &[2, 2], -1.0, 1.0)];
+    let ins = [
+        tensor(1, &[2, 1], -1.0, 1.0),
+        tensor(2, &[2, 3], -1.0, 1.0),
+        tensor(3, &[2, 2], -1.0, 1.0),
+    ];
     assert_grad(&f, &[0, 1, 2], &ins, TOL);
 }
 
@@ -124,7 +228,10 @@ fn reduce_max_ties_share() {
     let xs = Tensor::from_f64(vec![2, 3], vec![2.0, 1.0, 2.0, 0.0, 3.0, -1.0]).unwrap();
     let out = interpret(&g, &[xs]).unwrap();
     let w = vals(99, 2, 0.5, 1.5, &[], 0.0);
-    assert_eq!(out[0].as_f64().unwrap(), &[w[0] / 2.0, 0.0, w[0] / 2.0, 0.0, w[1], 0.0]);
+    assert_eq!(
+        out[0].as_f64().unwrap(),
+        &[w[0] / 2.0, 0.0, w[0] / 2.0, 0.0, w[1], 0.0]
+    );
 }
 
 #[test]
@@ -139,7 +246,15 @@ fn matmul_all_transpose_flags_and_batch() {
         let p = b.matmul(a, c, tl, tr).unwrap();
         let l = weighted_sum(&mut b, p);
         let f = finish(b, l);
-        assert_grad(&f, &[0, 1], &[tensor(1, &a_shape, -1.0, 1.0), tensor(2, &b_shape, -1.0, 1.0)], TOL);
+        assert_grad(
+            &f,
+            &[0, 1],
+            &[
+                tensor(1, &a_shape, -1.0, 1.0),
+                tensor(2, &b_shape, -1.0, 1.0),
+            ],
+            TOL,
+        );
         // No explicit transpose op: the flags carry it.
         let g = grad(&f, &[0, 1]).unwrap();
         assert!(g.insts.iter().all(|i| !matches!(i.op, Op::Transpose(_))));
@@ -157,7 +272,12 @@ fn select_and_compare() {
     let s = b.select(p, xx, y).unwrap();
     let l = weighted_sum(&mut b, s);
     let f = finish(b, l);
-    assert_grad(&f, &[0, 1], &[tensor_nz(4, &[3, 3]), tensor(5, &[3, 3], -1.0, 1.0)], TOL);
+    assert_grad(
+        &f,
+        &[0, 1],
+        &[tensor_nz(4, &[3, 3]), tensor(5, &[3, 3], -1.0, 1.0)],
+        TOL,
+    );
 }
 
 /// f64 -> f32 -> f64 casts pass the cotangent through (cast back); casts to i32 stop it.
@@ -190,7 +310,15 @@ fn non_differentiable_paths_give_zero() {
     let am = b.push1(Op::Argmax { axis: 1 }, &[x]).unwrap();
     let amf = b.cast(am, DType::F64).unwrap();
     let amb = b.broadcast(amf, [2, 3].into(), vec![0]).unwrap();
-    let io = b.push1(Op::Iota { ty: f64t(&[2, 3]), axis: 1 }, &[]).unwrap();
+    let io = b
+        .push1(
+            Op::Iota {
+                ty: f64t(&[2, 3]),
+                axis: 1,
+            },
+            &[],
+        )
+        .unwrap();
     let s = b.add(sg2, sgn).unwrap();
     let s = b.add(s, amb).unwrap();
     let s = b.add(s, io).unwrap();
@@ -202,19 +330,35 @@ fn non_differentiable_paths_give_zero() {
     let out = interpret(&g, &[xs.clone(), ws]).unwrap();
     assert_eq!(out[0].as_f64().unwrap(), &[0.0; 6]);
     // d/dw = the (stopped) sum itself.
-    let fv = interpret(&dce_value(&f), &[xs.clone(), Tensor::from_f64(vec![2, 3], vec![1.0; 6]).unwrap()]).unwrap();
+    let fv = interpret(
+        &dce_value(&f),
+        &[
+            xs.clone(),
+            Tensor::from_f64(vec![2, 3], vec![1.0; 6]).unwrap(),
+        ],
+    )
+    .unwrap();
     assert_eq!(out[1].as_f64().unwrap(), fv[0].as_f64().unwrap());
     // The x gradient is a constant zero: nothing is emitted for it.
     let gx = g.outputs[0].value;
     let def = g.insts.iter().find(|i| i.results.contains(&gx)).unwrap();
-    assert!(matches!(def.op, Op::Constant(_)), "grad_x is computed by {}", def.op.name());
+    assert!(
+        matches!(def.op, Op::Constant(_)),
+        "grad_x is computed by {}",
+        def.op.name()
+    );
 }
 
 /// `f` with the loss replaced by the multiplied-out sum `s / w`... (here: the summand before `* w`).
 fn dce_value(f: &brainlift_ir::Function) -> brainlift_ir::Function {
     // The value multiplied by w is the 4th add result; return it instead of the loss.
     let mut g = f.clone();
-    let mul = g.insts.iter().rev().find(|i| i.op == Op::Binary(BinaryOp::Mul)).unwrap();
+    let mul = g
+        .insts
+        .iter()
+        .rev()
+        .find(|i| i.op == Op::Binary(BinaryOp::Mul))
+        .unwrap();
     g.outputs[0].value = mul.args[0];
     g
 }
@@ -244,13 +388,29 @@ fn vjp_and_value_and_grad_signatures() {
     let l = b.reduce(ReduceOp::Sum, e, vec![0]).unwrap();
     let f = b.finish([("e".to_string(), e), ("l".to_string(), l)]);
     let v = vjp(&f, &[0]).unwrap();
-    let ins: Vec<String> = v.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
+    let ins: Vec<String> = v
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.ty))
+        .collect();
     assert_eq!(ins, ["x: f64[3]", "ct_e: f64[3]", "ct_l: f64[]"]);
     let outs: Vec<&str> = v.outputs.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(outs, ["e", "l", "grad_x"]);
     let xs = Tensor::from_f64(vec![3], vec![0.0, 1.0, 2.0]).unwrap();
-    let out = interpret(&v, &[xs, Tensor::from_f64(vec![3], vec![1.0, 2.0, 3.0]).unwrap(), Tensor::scalar_f64(10.0)]).unwrap();
-    let expect: Vec<f64> = [0.0f64, 1.0, 2.0].iter().zip([1.0, 2.0, 3.0]).map(|(x, c)| x.exp() * (c + 10.0)).collect();
+    let out = interpret(
+        &v,
+        &[
+            xs,
+            Tensor::from_f64(vec![3], vec![1.0, 2.0, 3.0]).unwrap(),
+            Tensor::scalar_f64(10.0),
+        ],
+    )
+    .unwrap();
+    let expect: Vec<f64> = [0.0f64, 1.0, 2.0]
+        .iter()
+        .zip([1.0, 2.0, 3.0])
+        .map(|(x, c)| x.exp() * (c + 10.0))
+        .collect();
     assert_eq!(out[2].as_f64().unwrap(), expect.as_slice());
 
     let mut b = FunctionBuilder::new("loss");
@@ -261,7 +421,11 @@ fn vjp_and_value_and_grad_signatures() {
     let vg = value_and_grad(&f, &[0]).unwrap();
     let outs: Vec<&str> = vg.outputs.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(outs, ["loss", "grad_x"]);
-    let out = interpret(&vg, &[Tensor::from_f64(vec![3], vec![1.0, -2.0, 3.0]).unwrap()]).unwrap();
+    let out = interpret(
+        &vg,
+        &[Tensor::from_f64(vec![3], vec![1.0, -2.0, 3.0]).unwrap()],
+    )
+    .unwrap();
     assert_eq!(out[0].item(), Some(14.0));
     assert_eq!(out[1].as_f64().unwrap(), &[2.0, -4.0, 6.0]);
 }
@@ -274,10 +438,26 @@ fn ad_errors_name_the_problem() {
     let l = b.reduce(ReduceOp::Sum, x, vec![0]).unwrap();
     let f = finish(b, l);
     let e = grad(&f, &[1]).unwrap_err();
-    assert!(matches!(&e, AdError::NonFloatWrt { name, .. } if name == "labels"), "{e}");
-    assert!(e.to_string().contains("%labels") && e.to_string().contains("i32[3]"), "{e}");
-    assert!(matches!(grad(&f, &[2]).unwrap_err(), AdError::WrtOutOfRange { index: 2, count: 2, .. }));
-    assert!(matches!(grad(&f, &[0, 0]).unwrap_err(), AdError::DuplicateWrt { .. }));
+    assert!(
+        matches!(&e, AdError::NonFloatWrt { name, .. } if name == "labels"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("%labels") && e.to_string().contains("i32[3]"),
+        "{e}"
+    );
+    assert!(matches!(
+        grad(&f, &[2]).unwrap_err(),
+        AdError::WrtOutOfRange {
+            index: 2,
+            count: 2,
+            ..
+        }
+    ));
+    assert!(matches!(
+        grad(&f, &[0, 0]).unwrap_err(),
+        AdError::DuplicateWrt { .. }
+    ));
     let mut b = FunctionBuilder::new("vec_out");
     let x = b.param("x", f64t(&[3]));
     let f = b.finish([("y".to_string(), x)]);
@@ -304,5 +484,10 @@ fn composition_cross_entropy() {
     let s = b.reduce(ReduceOp::Sum, tl, vec![0, 1]).unwrap();
     let l = b.unary(UnaryOp::Neg, s).unwrap();
     let f = finish(b, l);
-    assert_grad(&f, &[0, 1], &[tensor(1, &[4, 3], -2.0, 2.0), tensor(2, &[4, 3], 0.0, 1.0)], TOL);
+    assert_grad(
+        &f,
+        &[0, 1],
+        &[tensor(1, &[4, 3], -2.0, 2.0), tensor(2, &[4, 3], 0.0, 1.0)],
+        TOL,
+    );
 }

@@ -6,13 +6,29 @@
 mod common;
 
 use brainlift_compiler::ad::grad;
-use brainlift_ir::{DType, Function, FunctionBuilder, Op, ReduceOp, Scan, TensorType, UnaryOp, ValueId};
+use brainlift_ir::{
+    DType, Function, FunctionBuilder, Op, ReduceOp, Scan, TensorType, UnaryOp, ValueId,
+};
 use brainlift_runtime::npy::read_npy;
 use brainlift_runtime::{Tensor, interpret};
 use common::*;
 
-fn scan(b: &mut FunctionBuilder, body: Function, length: usize, nc: usize, nx: usize, reverse: bool, args: &[ValueId]) -> Vec<ValueId> {
-    let s = Scan { length, num_carry: nc, num_xs: nx, reverse, body };
+fn scan(
+    b: &mut FunctionBuilder,
+    body: Function,
+    length: usize,
+    nc: usize,
+    nx: usize,
+    reverse: bool,
+    args: &[ValueId],
+) -> Vec<ValueId> {
+    let s = Scan {
+        length,
+        num_carry: nc,
+        num_xs: nx,
+        reverse,
+        body,
+    };
     b.push(Op::Scan(Box::new(s)), args).unwrap().to_vec()
 }
 
@@ -42,7 +58,9 @@ fn rich_body() -> Function {
     let e = b.mul(e, k).unwrap();
     let s2 = b.add(s, e).unwrap();
     let y = b.unary(UnaryOp::Sigmoid, h2).unwrap();
-    b.finish([("h", h2), ("c", c2), ("s", s2), ("y", y), ("ys", s2)].map(|(n, v)| (n.to_string(), v)))
+    b.finish(
+        [("h", h2), ("c", c2), ("s", s2), ("y", y), ("ys", s2)].map(|(n, v)| (n.to_string(), v)),
+    )
 }
 
 fn rich_loss(t: usize, reverse: bool) -> Function {
@@ -53,7 +71,15 @@ fn rich_loss(t: usize, reverse: bool) -> Function {
     let xs = b.param("xs", f64t(&[t, 2, 3]));
     let w = b.param("W", f64t(&[3, 3]));
     let v = b.param("v", f64t(&[3]));
-    let r = scan(&mut b, rich_body(), t, 3, 1, reverse, &[h0, c0, s0, xs, w, v]);
+    let r = scan(
+        &mut b,
+        rich_body(),
+        t,
+        3,
+        1,
+        reverse,
+        &[h0, c0, s0, xs, w, v],
+    );
     let parts: Vec<ValueId> = r.iter().map(|&x| weighted_sum(&mut b, x)).collect();
     let mut l = parts[0];
     for p in &parts[1..] {
@@ -88,17 +114,37 @@ fn scan_lengths_1_2_50_with_nested_carries() {
 fn scan_vjp_is_one_forward_and_one_reverse_scan() {
     let t = 50;
     let g = grad(&rich_loss(t, false), &[0, 1, 2, 3, 4, 5]).unwrap();
-    let scans: Vec<&Scan> = g.insts.iter().filter_map(|i| if let Op::Scan(s) = &i.op { Some(&**s) } else { None }).collect();
+    let scans: Vec<&Scan> = g
+        .insts
+        .iter()
+        .filter_map(|i| {
+            if let Op::Scan(s) = &i.op {
+                Some(&**s)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(scans.len(), 2);
     let (fwd, bwd) = (scans[0], scans[1]);
     assert!(!fwd.reverse && bwd.reverse);
     // Forward: the original 5 outputs plus the saved carries h, c (s is not read backwards).
-    let extra: Vec<String> = fwd.body.outputs[5..].iter().map(|o| format!("{}: {}", o.name, fwd.body.ty(o.value))).collect();
+    let extra: Vec<String> = fwd.body.outputs[5..]
+        .iter()
+        .map(|o| format!("{}: {}", o.name, fwd.body.ty(o.value)))
+        .collect();
     assert_eq!(extra, ["res_h: f64[2,3]", "res_c: f64[3]"]);
-    let fwd_inst = g.insts.iter().find(|i| matches!(&i.op, Op::Scan(s) if !s.reverse)).unwrap();
+    let fwd_inst = g
+        .insts
+        .iter()
+        .find(|i| matches!(&i.op, Op::Scan(s) if !s.reverse))
+        .unwrap();
     assert_eq!(g.ty(fwd_inst.results[5]).to_string(), "f64[50,2,3]");
     // Backward: carries ct_h, ct_c, ct_s, acc_W, acc_v; ys: grad of x_t.
-    let carries: Vec<String> = bwd.body.params[..bwd.num_carry].iter().map(|p| p.name.clone()).collect();
+    let carries: Vec<String> = bwd.body.params[..bwd.num_carry]
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     assert_eq!(carries, ["ct_h", "ct_c", "ct_s", "acc_W", "acc_v"]);
     assert_eq!(bwd.body.outputs.len() - bwd.num_carry, 1);
     // No body is copied per step: the whole gradient is small.
@@ -134,7 +180,11 @@ fn nested_scan() {
     let l2 = weighted_sum(&mut b, r[1]);
     let l = b.add(l1, l2).unwrap();
     let f = finish(b, l);
-    let ins = [tensor(1, &[2], -1.0, 1.0), tensor(2, &[4, 3, 2], -1.0, 1.0), tensor(3, &[2], -1.0, 1.0)];
+    let ins = [
+        tensor(1, &[2], -1.0, 1.0),
+        tensor(2, &[4, 3, 2], -1.0, 1.0),
+        tensor(3, &[2], -1.0, 1.0),
+    ];
     assert_grad(&f, &[0, 1, 2], &ins, 1e-6);
 }
 
@@ -159,7 +209,8 @@ fn scan_with_integer_and_inactive_carries() {
     let hz = bb.mul(hz, k).unwrap();
     let h2 = bb.add(hz, nb).unwrap();
     let h2 = bb.unary(UnaryOp::Tanh, h2).unwrap();
-    let body = bb.finish([("n", n2), ("z", z2), ("h", h2), ("y", z2)].map(|(a, v)| (a.to_string(), v)));
+    let body =
+        bb.finish([("n", n2), ("z", z2), ("h", h2), ("y", z2)].map(|(a, v)| (a.to_string(), v)));
     let mut b = FunctionBuilder::new("counters");
     let h0 = b.param("h0", f64t(&[3]));
     let xs = b.param("xs", f64t(&[6, 3]));
@@ -169,11 +220,25 @@ fn scan_with_integer_and_inactive_carries() {
     let r = scan(&mut b, body, 6, 3, 1, false, &[n0, z0, h0, xs, w]);
     let l = weighted_sum(&mut b, r[2]);
     let f = finish(b, l);
-    let ins = [tensor(1, &[3], -1.0, 1.0), tensor(2, &[6, 3], -0.3, 0.3), tensor(3, &[3], -1.0, 1.0)];
+    let ins = [
+        tensor(1, &[3], -1.0, 1.0),
+        tensor(2, &[6, 3], -0.3, 0.3),
+        tensor(3, &[3], -1.0, 1.0),
+    ];
     assert_grad(&f, &[0, 1, 2], &ins, 1e-6);
     let g = grad(&f, &[0, 2]).unwrap();
-    let bwd = g.insts.iter().find_map(|i| match &i.op { Op::Scan(s) if s.reverse => Some(s), _ => None }).unwrap();
-    let carries: Vec<&str> = bwd.body.params[..bwd.num_carry].iter().map(|p| p.name.as_str()).collect();
+    let bwd = g
+        .insts
+        .iter()
+        .find_map(|i| match &i.op {
+            Op::Scan(s) if s.reverse => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    let carries: Vec<&str> = bwd.body.params[..bwd.num_carry]
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert_eq!(carries, ["ct_h", "acc_w"]);
 }
 
@@ -211,7 +276,10 @@ fn rnn_loss(batch: usize, t: usize, n_in: usize, hidden: usize, batch_first: boo
     let bias = b.param("b", f64t(&[hidden]));
     let h0 = b.param("h0", f64t(&[batch, hidden]));
     let (xs, tgs) = if batch_first {
-        (b.push1(Op::Transpose(vec![1, 0, 2]), &[xs]).unwrap(), b.push1(Op::Transpose(vec![1, 0, 2]), &[tgs]).unwrap())
+        (
+            b.push1(Op::Transpose(vec![1, 0, 2]), &[xs]).unwrap(),
+            b.push1(Op::Transpose(vec![1, 0, 2]), &[tgs]).unwrap(),
+        )
     } else {
         (xs, tgs)
     };
@@ -238,24 +306,41 @@ fn rnn_mse_gradient_matches_finite_differences() {
 }
 
 fn golden(name: &str) -> Tensor {
-    read_npy(format!("{}/tests/data/rnn/{name}.npy", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    read_npy(format!(
+        "{}/tests/data/rnn/{name}.npy",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// The BrainPy RNNCell(1, 8) golden: hidden states, loss and d loss / d (Wi, Wh, b).
 #[test]
 fn golden_rnn_gradients() {
     let f = rnn_loss(2, 25, 1, 8, true);
-    let ins = vec![golden("x"), golden("target"), golden("Wi"), golden("Wh"), golden("b"), Tensor::zeros(f64t(&[2, 8]))];
+    let ins = vec![
+        golden("x"),
+        golden("target"),
+        golden("Wi"),
+        golden("Wh"),
+        golden("b"),
+        Tensor::zeros(f64t(&[2, 8])),
+    ];
     let vg = brainlift_compiler::ad::value_and_grad(&f, &[2, 3, 4]).unwrap();
     let out = interpret(&vg, &ins).unwrap();
     let loss = out[0].item().unwrap();
-    assert!((loss - 2.8118580623089575).abs() <= 1e-12 * 2.8118580623089575, "loss {loss}");
+    assert!(
+        (loss - 2.8118580623089575).abs() <= 1e-12 * 2.8118580623089575,
+        "loss {loss}"
+    );
     for (k, name) in ["grad_Wi", "grad_Wh", "grad_b"].iter().enumerate() {
         let want = golden(name).to_f64_vec();
         let got = out[k + 1].to_f64_vec();
         assert_eq!(got.len(), want.len());
         for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{name}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-10 * b.abs().max(1.0),
+                "{name}: {a} vs {b}"
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ pub fn get_dt() -> f64 {
 /// Sets the global time step; must be finite and positive.
 pub fn set_dt(dt: f64) -> crate::Result<()> {
     if !(dt.is_finite() && dt > 0.0) {
-        return Err(crate::Error::invalid("set_dt", format!("dt must be finite and > 0, got {dt}")));
+        return Err(crate::Error::invalid(
+            "set_dt",
+            format!("dt must be finite and > 0, got {dt}"),
+        ));
     }
     DT_BITS.store(dt.to_bits(), Ordering::Relaxed);
     Ok(())

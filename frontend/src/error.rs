@@ -45,7 +45,10 @@ pub enum Error {
 impl Error {
     /// A bad-input error for `component`.
     pub fn invalid(component: impl Into<String>, msg: impl Into<String>) -> Error {
-        Error::Invalid { component: component.into(), msg: msg.into() }
+        Error::Invalid {
+            component: component.into(),
+            msg: msg.into(),
+        }
     }
 }
 

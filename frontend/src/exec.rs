@@ -54,12 +54,20 @@ impl Bound {
     }
 
     /// Like [`Bound::run`] with variables drawn from several owners (a model and an optimiser).
-    pub fn run_with(&mut self, owners: &mut [&mut dyn VarOwner], data: &[Array]) -> Result<Vec<Array>> {
+    pub fn run_with(
+        &mut self,
+        owners: &mut [&mut dyn VarOwner],
+        data: &[Array],
+    ) -> Result<Vec<Array>> {
         let f = self.exe.function();
         if data.len() != self.binding.data_inputs.len() {
             return Err(Error::invalid(
                 f.name.clone(),
-                format!("expected {} data inputs, got {}", self.binding.data_inputs.len(), data.len()),
+                format!(
+                    "expected {} data inputs, got {}",
+                    self.binding.data_inputs.len(),
+                    data.len()
+                ),
             ));
         }
         let mut values: HashMap<u64, Array> = HashMap::new();
@@ -83,7 +91,10 @@ impl Bound {
             let v = values.remove(&id).ok_or_else(|| {
                 Error::invalid(
                     f.name.clone(),
-                    format!("input '{}' is a variable the module does not own", f.params[pos].name),
+                    format!(
+                        "input '{}' is a variable the module does not own",
+                        f.params[pos].name
+                    ),
                 )
             })?;
             if v.ty() != &f.params[pos].ty {
@@ -102,7 +113,9 @@ impl Bound {
         let inputs: Vec<Array> = inputs
             .into_iter()
             .enumerate()
-            .map(|(i, a)| a.ok_or_else(|| Error::invalid("Bound::run", format!("input {i} is unbound"))))
+            .map(|(i, a)| {
+                a.ok_or_else(|| Error::invalid("Bound::run", format!("input {i} is unbound")))
+            })
             .collect::<Result<_>>()?;
         let outs = self.exe.run(&inputs)?;
         let mut writes: HashMap<u64, Array> = HashMap::new();
@@ -157,7 +170,10 @@ pub fn trace_over_time(
     batch_first: bool,
 ) -> Result<(Function, Binding)> {
     if x_ty.rank() < 2 {
-        return Err(Error::invalid(name, format!("inputs must have a batch and a time axis, got {x_ty}")));
+        return Err(Error::invalid(
+            name,
+            format!("inputs must have a batch and a time axis, got {x_ty}"),
+        ));
     }
     let tr = Tracer::new(name);
     tr.name_vars(model, "");
@@ -173,7 +189,11 @@ pub fn trace_over_time(
         let new: Vec<Tensor> = states.iter().map(|(_, v)| body.read_var(v)).collect();
         Ok((new, vec![y]))
     })?;
-    let ys = if batch_first { swap01(&ys[0]) } else { ys[0].clone() };
+    let ys = if batch_first {
+        swap01(&ys[0])
+    } else {
+        ys[0].clone()
+    };
     let mut outs = vec![("ys".to_string(), ys)];
     let mut state_outputs = vec![];
     for (i, ((path, v), c)) in states.iter().zip(carry).enumerate() {
@@ -207,5 +227,33 @@ pub fn run_over_time(
 
 /// Every variable of `module` by id.
 pub fn vars_by_id(module: &dyn VarOwner) -> HashMap<u64, (String, Variable)> {
-    named_vars(module).into_iter().map(|(p, v)| (v.id(), (p, v))).collect()
+    named_vars(module)
+        .into_iter()
+        .map(|(p, v)| (v.id(), (p, v)))
+        .collect()
+}
+
+/// Traces one step of `model` on an input of type `x_ty`: inputs `x` then the variables read;
+/// outputs `y` then the new value of every state the step wrote (`state.<path>`).
+pub fn trace_step(
+    name: &str,
+    model: &dyn Module,
+    x_ty: &TensorType,
+) -> Result<(Function, Binding)> {
+    let tr = Tracer::new(name);
+    tr.name_vars(model, "");
+    let x = tr.input("x", x_ty.clone());
+    let y = model.update(&x);
+    let mut outs = vec![("y".to_string(), y)];
+    let mut state_outputs = vec![];
+    let written = tr.written_vars();
+    for (path, v) in state_vars(model) {
+        if written.contains(&v.id()) {
+            state_outputs.push((outs.len(), v.id()));
+            outs.push((format!("state.{path}"), tr.read_var(&v)));
+        }
+    }
+    let f = tr.finish(&outs)?;
+    let binding = binding_of(&tr, f.params.len(), &state_outputs);
+    Ok((f, binding))
 }

@@ -64,27 +64,47 @@ impl Init {
     /// BrainPy's `KaimingNormal(scale)` (fan_in, truncated normal; default scale 2).
     #[allow(non_snake_case)]
     pub fn KaimingNormal(scale: f64) -> Init {
-        Init::VarianceScaling { scale, mode: FanMode::FanIn, distribution: Distribution::TruncatedNormal }
+        Init::VarianceScaling {
+            scale,
+            mode: FanMode::FanIn,
+            distribution: Distribution::TruncatedNormal,
+        }
     }
     /// `KaimingUniform` (scale 2, fan_in, uniform).
     #[allow(non_snake_case)]
     pub fn KaimingUniform() -> Init {
-        Init::VarianceScaling { scale: 2.0, mode: FanMode::FanIn, distribution: Distribution::Uniform }
+        Init::VarianceScaling {
+            scale: 2.0,
+            mode: FanMode::FanIn,
+            distribution: Distribution::Uniform,
+        }
     }
     /// `XavierNormal` (scale 1, fan_avg, truncated normal): BrainPy's Dense default.
     #[allow(non_snake_case)]
     pub fn XavierNormal() -> Init {
-        Init::VarianceScaling { scale: 1.0, mode: FanMode::FanAvg, distribution: Distribution::TruncatedNormal }
+        Init::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanAvg,
+            distribution: Distribution::TruncatedNormal,
+        }
     }
     /// `XavierUniform` (scale 1, fan_avg, uniform).
     #[allow(non_snake_case)]
     pub fn XavierUniform() -> Init {
-        Init::VarianceScaling { scale: 1.0, mode: FanMode::FanAvg, distribution: Distribution::Uniform }
+        Init::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanAvg,
+            distribution: Distribution::Uniform,
+        }
     }
     /// `LecunNormal` (scale 1, fan_in, truncated normal).
     #[allow(non_snake_case)]
     pub fn LecunNormal() -> Init {
-        Init::VarianceScaling { scale: 1.0, mode: FanMode::FanIn, distribution: Distribution::TruncatedNormal }
+        Init::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanIn,
+            distribution: Distribution::TruncatedNormal,
+        }
     }
 
     /// Draws values for `shape` (f64), row-major, from the default generator.
@@ -94,11 +114,19 @@ impl Init {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
             Init::Constant(c) => vec![c; n],
-            Init::Normal { mean, std } => random::normal(n).into_iter().map(|z| mean + std * z).collect(),
-            Init::Uniform { low, high } => {
-                random::uniform(n).into_iter().map(|u| low + (high - low) * u).collect()
-            }
-            Init::VarianceScaling { scale, mode, distribution } => {
+            Init::Normal { mean, std } => random::normal(n)
+                .into_iter()
+                .map(|z| mean + std * z)
+                .collect(),
+            Init::Uniform { low, high } => random::uniform(n)
+                .into_iter()
+                .map(|u| low + (high - low) * u)
+                .collect(),
+            Init::VarianceScaling {
+                scale,
+                mode,
+                distribution,
+            } => {
                 if shape.len() < 2 {
                     return Err(Error::invalid(
                         "init",
@@ -118,14 +146,21 @@ impl Init {
                 match distribution {
                     Distribution::TruncatedNormal => {
                         let s = var.sqrt() / 0.879_625_661_034_239_8;
-                        random::truncated_normal(n).into_iter().map(|z| z * s).collect()
+                        random::truncated_normal(n)
+                            .into_iter()
+                            .map(|z| z * s)
+                            .collect()
                     }
-                    Distribution::Normal => {
-                        random::normal(n).into_iter().map(|z| z * var.sqrt()).collect()
-                    }
+                    Distribution::Normal => random::normal(n)
+                        .into_iter()
+                        .map(|z| z * var.sqrt())
+                        .collect(),
                     Distribution::Uniform => {
                         let lim = (3.0 * var).sqrt();
-                        random::uniform(n).into_iter().map(|u| lim * (2.0 * u - 1.0)).collect()
+                        random::uniform(n)
+                            .into_iter()
+                            .map(|u| lim * (2.0 * u - 1.0))
+                            .collect()
                     }
                 }
             }

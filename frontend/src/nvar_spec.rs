@@ -40,7 +40,9 @@ pub enum NvarError {
         limit: usize,
     },
     /// An input has the wrong number of values.
-    #[error("NVAR step: input has {got} values, expected batch {batch} x num_in {num_in} = {expected}")]
+    #[error(
+        "NVAR step: input has {got} values, expected batch {batch} x num_in {num_in} = {expected}"
+    )]
     InputShape {
         /// Values given.
         got: usize,
@@ -55,7 +57,9 @@ pub enum NvarError {
     #[error("NVAR state: batch size must be >= 1, got 0")]
     EmptyBatch,
     /// A sequence given to [`NvarState::run`] has a shape that does not match.
-    #[error("NVAR run: sequence shape {shape:?} (B, T, d) does not match {len} values / batch {batch} / num_in {num_in}")]
+    #[error(
+        "NVAR run: sequence shape {shape:?} (B, T, d) does not match {len} values / batch {batch} / num_in {num_in}"
+    )]
     SequenceShape {
         /// Shape given.
         shape: [usize; 3],
@@ -183,31 +187,39 @@ impl NvarSpec {
 
     /// Ring-buffer length `L = 1 + (delay - 1) * stride`.
     pub fn buffer_len(&self) -> usize {
-        1 + (self.delay - 1) * self.stride
+        1usize.saturating_add(self.delay.saturating_sub(1).saturating_mul(self.stride))
     }
 
     /// Linear dimension `delay * num_in`.
     pub fn linear_dim(&self) -> usize {
-        self.delay * self.num_in
+        self.delay.saturating_mul(self.num_in)
     }
 
     /// Size of the order-`n` block: `C(linear_dim + n - 1, n)`.
     pub fn order_dim(&self, n: usize) -> usize {
-        binomial(self.linear_dim() + n - 1, n).unwrap_or(usize::MAX)
+        match (self.linear_dim() + n).checked_sub(1) {
+            Some(m) => binomial(m, n).unwrap_or(usize::MAX),
+            None => 0,
+        }
     }
 
     /// Total output features `[constant] + linear_dim + sum_n C(linear_dim + n - 1, n)`.
     pub fn num_out(&self) -> usize {
-        usize::from(self.constant)
-            + self.linear_dim()
-            + self.order.iter().map(|&n| self.order_dim(n)).sum::<usize>()
+        self.order.iter().fold(
+            usize::from(self.constant).saturating_add(self.linear_dim()),
+            |acc, &n| acc.saturating_add(self.order_dim(n)),
+        )
     }
 
     /// Every monomial of the nonlinear part, as non-decreasing index tuples into the linear
-    /// vector, in output order (orders as given, each in lexicographic order).
+    /// vector, in output order (orders as given, each in lexicographic order). Empty for a
+    /// spec that fails [`NvarSpec::validate`] (the size getters saturate instead of panicking).
     pub fn monomials(&self) -> Vec<Vec<usize>> {
         let lin = self.linear_dim();
         let mut out = Vec::new();
+        if self.validate().is_err() {
+            return out;
+        }
         for &n in &self.order {
             let mut idx = vec![0usize; n];
             loop {
@@ -245,6 +257,9 @@ impl NvarSpec {
     /// the linear names, then each monomial as its distinct factors joined by a space, a
     /// repeated factor written `name^power` (e.g. `x0(t)^2`, `x0(t) x1(t-5)`).
     pub fn feature_names(&self) -> Vec<String> {
+        if self.validate().is_err() {
+            return Vec::new();
+        }
         let lin = self.linear_names();
         let mut names = Vec::with_capacity(self.num_out());
         if self.constant {
@@ -382,7 +397,10 @@ impl NvarState {
     /// the features `(B, T, num_out)` row-major. The state carries over (no reset).
     pub fn run(&mut self, xs: &[f64], shape: [usize; 3]) -> Result<Vec<f64>, NvarError> {
         let [b, t, d] = shape;
-        if b != self.batch || d != self.spec.num_in || xs.len() != b * t * d {
+        if b != self.batch
+            || d != self.spec.num_in
+            || Some(xs.len()) != b.checked_mul(t).and_then(|v| v.checked_mul(d))
+        {
             return Err(NvarError::SequenceShape {
                 shape,
                 len: xs.len(),
@@ -428,7 +446,9 @@ mod tests {
         );
         assert_eq!(
             st.step(&[5.0, 6.0]).unwrap(),
-            vec![5., 6., 3., 4., 25., 30., 15., 20., 36., 18., 24., 9., 12., 16.]
+            vec![
+                5., 6., 3., 4., 25., 30., 15., 20., 36., 18., 24., 9., 12., 16.
+            ]
         );
     }
 
@@ -477,7 +497,10 @@ mod tests {
     fn bad_specs_are_errors() {
         assert!(matches!(
             NvarSpec::new(0, 1, vec![], 1, false),
-            Err(NvarError::InvalidParam { param: "num_in", .. })
+            Err(NvarError::InvalidParam {
+                param: "num_in",
+                ..
+            })
         ));
         assert!(matches!(
             NvarSpec::new(3, 0, vec![], 1, false),
@@ -485,7 +508,10 @@ mod tests {
         ));
         assert!(matches!(
             NvarSpec::new(3, 2, vec![], 0, false),
-            Err(NvarError::InvalidParam { param: "stride", .. })
+            Err(NvarError::InvalidParam {
+                param: "stride",
+                ..
+            })
         ));
         assert!(matches!(
             NvarSpec::new(3, 2, vec![2, 1], 1, false),
@@ -495,6 +521,20 @@ mod tests {
             NvarSpec::new(100, 100, vec![5], 1, false),
             Err(NvarError::TooLarge { .. })
         ));
+        // A hand-built invalid spec does not panic in the getters.
+        let bad = NvarSpec {
+            num_in: 0,
+            delay: 0,
+            order: vec![0],
+            stride: 0,
+            constant: false,
+        };
+        assert_eq!(
+            (bad.buffer_len(), bad.linear_dim(), bad.num_out()),
+            (1, 0, 0)
+        );
+        assert!(bad.monomials().is_empty() && bad.feature_names().is_empty());
+        assert!(NvarState::new(bad, 1).is_err());
         let spec = NvarSpec::new(2, 2, vec![2], 1, false).unwrap();
         assert!(matches!(
             NvarState::new(spec.clone(), 0),
@@ -502,7 +542,10 @@ mod tests {
         ));
         let mut st = NvarState::new(spec, 2).unwrap();
         let err = st.step(&[1.0, 2.0]).unwrap_err();
-        assert!(err.to_string().contains("expected batch 2 x num_in 2 = 4"), "{err}");
+        assert!(
+            err.to_string().contains("expected batch 2 x num_in 2 = 4"),
+            "{err}"
+        );
         // The failed step left the state untouched.
         assert_eq!(st.write_index(), 0);
     }

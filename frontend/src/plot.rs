@@ -85,6 +85,9 @@ pub struct Series<'a> {
     pub ys: &'a [f64],
 }
 
+/// Most panels one figure may have (bounds the bitmap size).
+pub const MAX_PANELS: usize = 64;
+
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -132,11 +135,26 @@ fn padded_range<'a>(values: impl Iterator<Item = &'a [f64]>) -> (f64, f64) {
         }
     }
     let span = hi - lo;
-    if !(span > 1e-12 * lo.abs().max(hi.abs()).max(1e-300)) {
+    if span.is_nan() || span <= 1e-12 * lo.abs().max(hi.abs()).max(1e-300) {
         let pad = (0.05 * lo.abs()).max(0.5);
         return (lo - pad, hi + pad);
     }
     (lo - 0.05 * span, hi + 0.05 * span)
+}
+
+/// Compact tick text: `1.5`, `20`, `-0.25`, `1.2e5`.
+fn fmt_tick(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn backend_err<E: std::fmt::Display>(plot: &'static str, path: &Path) -> impl Fn(E) -> PlotError {
@@ -174,6 +192,7 @@ fn draw_lines(
     series: &[Series<'_>],
     y_range: Option<(f64, f64)>,
     legend: bool,
+    ticks: usize,
 ) -> Result<(), PlotError> {
     let err = backend_err(plot, path);
     let (x0, x1) = padded_range(series.iter().map(|s| s.xs));
@@ -187,6 +206,11 @@ fn draw_lines(
         .map_err(&err)?;
     chart
         .configure_mesh()
+        .x_labels(ticks)
+        .y_labels(ticks)
+        .x_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .light_line_style(RGBColor(238, 238, 238))
         .x_desc(x_label)
         .y_desc(y_label)
         .draw()
@@ -253,7 +277,9 @@ pub fn line_chart(
     check_parent(P, path)?;
     let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(backend_err(P, path))?;
-    draw_lines(P, path, &root, title, x_label, y_label, series, None, true)?;
+    draw_lines(
+        P, path, &root, title, x_label, y_label, series, None, true, 10,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -288,6 +314,12 @@ pub fn truth_vs_prediction(
             what: "names".into(),
             got: names.len(),
             expected: truth.len(),
+        });
+    }
+    if truth.len() > MAX_PANELS {
+        return Err(PlotError::InvalidArgument {
+            plot: P,
+            message: format!("{} dimensions, at most {MAX_PANELS} panels", truth.len()),
         });
     }
     for d in 0..truth.len() {
@@ -325,12 +357,15 @@ pub fn truth_vs_prediction(
                 ys: &pred[d],
             },
         ];
-        draw_lines(P, path, area, names[d], "step", names[d], &series, None, true)?;
+        draw_lines(
+            P, path, area, names[d], "step", names[d], &series, None, true, 10,
+        )?;
     }
     root.present().map_err(&err)
 }
 
-/// The x–z projection of a 3-D trajectory (the Lorenz "butterfly"), 700×600 px.
+/// A 3-D trajectory (the Lorenz attractor), 1200×600 px: a perspective 3-D view on the left
+/// and the x–z projection (the "butterfly") on the right.
 pub fn attractor_3d_projection(
     path: impl AsRef<Path>,
     xs: &[f64],
@@ -354,15 +389,57 @@ pub fn attractor_3d_projection(
     check_finite(P, "z", zs)?;
     ensure_font()?;
     check_parent(P, path)?;
-    let root = BitMapBackend::new(path, (700, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(backend_err(P, path))?;
+    let err = backend_err(P, path);
+    let root = BitMapBackend::new(path, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let (left, right) = root.split_horizontally(600);
+    let one = |v: &[f64]| padded_range(std::iter::once(v));
+    let ((x0, x1), (y0, y1), (z0, z1)) = (one(xs), one(ys), one(zs));
+    // plotters' 3-D charts put the vertical axis second: plot (x, z, y) so z points up.
+    let mut chart = ChartBuilder::on(&left)
+        .caption("Attractor (3-D)", ("sans-serif", 20))
+        .margin(10)
+        .build_cartesian_3d(x0..x1, z0..z1, y0..y1)
+        .map_err(&err)?;
+    chart.with_projection(|mut pb| {
+        pb.yaw = -0.7;
+        pb.pitch = 0.25;
+        pb.scale = 0.85;
+        pb.into_matrix()
+    });
+    chart
+        .configure_axes()
+        .light_grid_style(RGBColor(238, 238, 238))
+        .max_light_lines(3)
+        .x_formatter(&|v| fmt_tick(*v))
+        .y_formatter(&|v| fmt_tick(*v))
+        .z_formatter(&|v| fmt_tick(*v))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(LineSeries::new(
+            (0..xs.len()).map(|i| (xs[i], zs[i], ys[i])),
+            &PALETTE[0],
+        ))
+        .map_err(&err)?;
     let series = [Series {
         name: "trajectory",
         xs,
         ys: zs,
     }];
-    draw_lines(P, path, &root, "Attractor (x-z projection)", "x", "z", &series, None, false)?;
-    root.present().map_err(backend_err(P, path))
+    draw_lines(
+        P,
+        path,
+        &right,
+        "x-z projection",
+        "x",
+        "z",
+        &series,
+        None,
+        false,
+        10,
+    )?;
+    root.present().map_err(&err)
 }
 
 /// Membrane traces on a `rows × cols` grid of panels sharing the y axis (the tutorial's
@@ -389,18 +466,25 @@ pub fn voltage_grid(
             message: format!("grid {rows}x{cols} must have at least one row and one column"),
         });
     }
+    if rows > MAX_PANELS || cols > MAX_PANELS || rows * cols > MAX_PANELS {
+        return Err(PlotError::InvalidArgument {
+            plot: P,
+            message: format!("grid {rows}x{cols} has more than {MAX_PANELS} panels"),
+        });
+    }
     if t == 0 || p == 0 || k == 0 {
         return Err(PlotError::EmptySeries {
             plot: P,
             series: format!("mem of shape {shape:?}"),
         });
     }
-    if mem.len() != t * p * k {
+    let total = t.checked_mul(p).and_then(|v| v.checked_mul(k));
+    if Some(mem.len()) != total {
         return Err(PlotError::LengthMismatch {
             plot: P,
             what: format!("mem (shape {shape:?})"),
             got: mem.len(),
-            expected: t * p * k,
+            expected: total.unwrap_or(usize::MAX),
         });
     }
     if let Some(s) = spikes
@@ -447,11 +531,7 @@ pub fn voltage_grid(
         let series: Vec<Series<'_>> = traces
             .iter()
             .zip(&names)
-            .map(|(ys, name)| Series {
-                name,
-                xs: &xs,
-                ys,
-            })
+            .map(|(ys, name)| Series { name, xs: &xs, ys })
             .collect();
         draw_lines(
             P,
@@ -463,6 +543,7 @@ pub fn voltage_grid(
             &series,
             Some(y_range),
             false,
+            4,
         )?;
     }
     root.present().map_err(&err)
@@ -483,7 +564,18 @@ pub fn loss_curve(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotErro
         xs: &xs,
         ys: losses,
     }];
-    draw_lines(P, path, &root, "Training loss", "epoch", "loss", &series, None, true)?;
+    draw_lines(
+        P,
+        path,
+        &root,
+        "Training loss",
+        "epoch",
+        "loss",
+        &series,
+        None,
+        true,
+        10,
+    )?;
     root.present().map_err(backend_err(P, path))
 }
 
@@ -496,5 +588,14 @@ mod tests {
         assert_eq!(padded_range(std::iter::once(&[2.0, 2.0][..])), (1.5, 2.5));
         let (lo, hi) = padded_range(std::iter::once(&[0.0, 10.0][..]));
         assert!((lo + 0.5).abs() < 1e-12 && (hi - 10.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tick_text() {
+        assert_eq!(fmt_tick(20.0), "20");
+        assert_eq!(fmt_tick(-0.25), "-0.25");
+        assert_eq!(fmt_tick(0.0), "0");
+        assert_eq!(fmt_tick(123456.0), "1.2e5");
+        assert_eq!(fmt_tick(2e-9), "2.0e-9");
     }
 }

@@ -39,10 +39,12 @@ pub fn uniform(n: usize) -> Vec<f64> {
 pub fn truncated_normal(n: usize) -> Vec<f64> {
     with_rng(|r| {
         (0..n)
-            .map(|_| loop {
-                let z: f64 = StandardNormal.sample(r);
-                if z > -2.0 && z < 2.0 {
-                    break z;
+            .map(|_| {
+                loop {
+                    let z: f64 = StandardNormal.sample(r);
+                    if z > -2.0 && z < 2.0 {
+                        break z;
+                    }
                 }
             })
             .collect()

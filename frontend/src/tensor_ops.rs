@@ -4,8 +4,8 @@
 //! inserting explicit `broadcast` ops. A plain `f64` operand is a *weakly typed* scalar: it takes
 //! the element type of the tensor (so `x * 2.0` works for f32 and f64 tensors alike).
 
-use crate::trace::{Tensor, Tracer};
 use crate::TraceError;
+use crate::trace::{Tensor, Tracer};
 use brainlift_ir::{
     BinaryOp, CompareOp, Constant, DType, Op, ReduceOp, Shape, TensorType, UnaryOp,
 };
@@ -44,7 +44,8 @@ impl Tensor {
 
     /// A constant in this tensor's trace with the given type, filled with `value`.
     pub fn full_like(&self, ty: TensorType, value: f64) -> Tensor {
-        self.tracer.push1(Op::Constant(Constant::splat(ty, value)), &[])
+        self.tracer
+            .push1(Op::Constant(Constant::splat(ty, value)), &[])
     }
 
     /// A scalar constant of this tensor's element type, broadcast to its shape.
@@ -159,9 +160,13 @@ impl Tensor {
     /// `select(self, on_true, on_false)`: `self` must be bool; all three broadcast together.
     pub fn select(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
         if self.dtype() != DType::Bool {
-            return on_true.fail("select", format!("the condition must be bool, got {}", self.ty));
+            return on_true.fail(
+                "select",
+                format!("the condition must be bool, got {}", self.ty),
+            );
         }
-        let Some(shape) = broadcast_shapes(&[self.shape(), on_true.shape(), on_false.shape()]) else {
+        let Some(shape) = broadcast_shapes(&[self.shape(), on_true.shape(), on_false.shape()])
+        else {
             return on_true.fail(
                 "select",
                 format!(
@@ -198,17 +203,31 @@ impl Tensor {
         }
         let r = self.rank();
         if r > shape.len() {
-            return self.fail("broadcast", format!("cannot broadcast {} to {:?}", self.ty, shape));
+            return self.fail(
+                "broadcast",
+                format!("cannot broadcast {} to {:?}", self.ty, shape),
+            );
         }
         let off = shape.len() - r;
         let dims: Vec<usize> = (0..r).map(|i| i + off).collect();
-        self.tracer.push1(Op::Broadcast { shape: Shape::new(shape), dims }, &[self])
+        self.tracer.push1(
+            Op::Broadcast {
+                shape: Shape::new(shape),
+                dims,
+            },
+            &[self],
+        )
     }
 
     /// Broadcast with an explicit axis map (`broadcast_in_dim`).
     pub fn broadcast_in_dim(&self, shape: &[usize], dims: &[usize]) -> Tensor {
-        self.tracer
-            .push1(Op::Broadcast { shape: Shape::new(shape), dims: dims.to_vec() }, &[self])
+        self.tracer.push1(
+            Op::Broadcast {
+                shape: Shape::new(shape),
+                dims: dims.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// Same elements, new shape. One axis may be `usize::MAX` meaning "inferred".
@@ -217,7 +236,10 @@ impl Tensor {
         if let Some(p) = dims.iter().position(|&d| d == usize::MAX) {
             let known: usize = dims.iter().filter(|&&d| d != usize::MAX).product();
             if known == 0 || self.ty.numel() % known != 0 {
-                return self.fail("reshape", format!("cannot reshape {} to {:?}", self.ty, shape));
+                return self.fail(
+                    "reshape",
+                    format!("cannot reshape {} to {:?}", self.ty, shape),
+                );
             }
             dims[p] = self.ty.numel() / known;
         }
@@ -245,7 +267,13 @@ impl Tensor {
 
     /// The block `[start, end)` of every axis.
     pub fn slice(&self, start: &[usize], end: &[usize]) -> Tensor {
-        self.tracer.push1(Op::Slice { start: start.to_vec(), end: end.to_vec() }, &[self])
+        self.tracer.push1(
+            Op::Slice {
+                start: start.to_vec(),
+                end: end.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// The range `[start, end)` of one axis (other axes whole).
@@ -271,13 +299,22 @@ impl Tensor {
 
     /// Zero padding per axis.
     pub fn pad(&self, low: &[usize], high: &[usize]) -> Tensor {
-        self.tracer.push1(Op::Pad { low: low.to_vec(), high: high.to_vec() }, &[self])
+        self.tracer.push1(
+            Op::Pad {
+                low: low.to_vec(),
+                high: high.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// Inserts a size-1 axis at `axis`.
     pub fn expand_dims(&self, axis: usize) -> Tensor {
         if axis > self.rank() {
-            return self.fail("expand_dims", format!("axis {axis} out of range for {}", self.ty));
+            return self.fail(
+                "expand_dims",
+                format!("axis {axis} out of range for {}", self.ty),
+            );
         }
         let mut d = self.shape().to_vec();
         d.insert(axis, 1);
@@ -288,10 +325,22 @@ impl Tensor {
         let mut axes = axes.to_vec();
         axes.sort_unstable();
         axes.dedup();
-        let r = self.tracer.push1(Op::Reduce { op, axes: axes.clone() }, &[self]);
+        let r = self.tracer.push1(
+            Op::Reduce {
+                op,
+                axes: axes.clone(),
+            },
+            &[self],
+        );
         if keepdims {
             let d: Vec<usize> = (0..self.rank())
-                .map(|i| if axes.contains(&i) { 1 } else { self.shape()[i] })
+                .map(|i| {
+                    if axes.contains(&i) {
+                        1
+                    } else {
+                        self.shape()[i]
+                    }
+                })
                 .collect();
             r.reshape(&d)
         } else {
@@ -334,7 +383,13 @@ impl Tensor {
     }
     /// Inclusive cumulative sum along `axis`.
     pub fn cumsum(&self, axis: usize) -> Tensor {
-        self.tracer.push1(Op::Cumsum { axis, reverse: false }, &[self])
+        self.tracer.push1(
+            Op::Cumsum {
+                axis,
+                reverse: false,
+            },
+            &[self],
+        )
     }
 
     /// `log(sum(exp(x)))` over `axis`, computed stably (max subtracted, gradient stopped).
@@ -344,8 +399,10 @@ impl Tensor {
         if keepdims {
             s
         } else {
-            let d: Vec<usize> =
-                (0..self.rank()).filter(|&i| i != axis).map(|i| self.shape()[i]).collect();
+            let d: Vec<usize> = (0..self.rank())
+                .filter(|&i| i != axis)
+                .map(|i| self.shape()[i])
+                .collect();
             s.reshape(&d)
         }
     }
@@ -358,7 +415,10 @@ impl Tensor {
 
     /// Matrix product with the last two axes of either operand transposed.
     pub fn matmul_t(&self, other: &Tensor, transpose_lhs: bool, transpose_rhs: bool) -> Tensor {
-        let op = Op::Matmul { transpose_lhs, transpose_rhs };
+        let op = Op::Matmul {
+            transpose_lhs,
+            transpose_rhs,
+        };
         let (ra, rb) = (self.rank(), other.rank());
         if ra > 2 && rb == 2 && !transpose_lhs {
             let k = self.shape()[ra - 1];
@@ -371,8 +431,16 @@ impl Tensor {
         }
         if ra == 1 || rb == 1 {
             // Vector cases: promote, multiply, squeeze.
-            let a = if ra == 1 { self.reshape(&[1, self.shape()[0]]) } else { self.clone() };
-            let b = if rb == 1 { other.reshape(&[other.shape()[0], 1]) } else { other.clone() };
+            let a = if ra == 1 {
+                self.reshape(&[1, self.shape()[0]])
+            } else {
+                self.clone()
+            };
+            let b = if rb == 1 {
+                other.reshape(&[other.shape()[0], 1])
+            } else {
+                other.clone()
+            };
             let r = a.matmul_t(&b, transpose_lhs && ra != 1, transpose_rhs && rb != 1);
             let mut d = r.shape().to_vec();
             if rb == 1 {
@@ -410,7 +478,10 @@ fn broadcast_pair(a: &Tensor, b: &Tensor, op: &str) -> Option<(Tensor, Tensor)> 
     if a.dtype() != b.dtype() {
         a.tracer.fail(TraceError::Op {
             op: op.into(),
-            msg: format!("element types differ: {} and {} (cast one explicitly)", a.ty, b.ty),
+            msg: format!(
+                "element types differ: {} and {} (cast one explicitly)",
+                a.ty, b.ty
+            ),
         });
         return None;
     }
@@ -501,7 +572,10 @@ impl Neg for Tensor {
 /// Concatenates tensors of one trace along `axis`.
 pub fn concat(parts: &[Tensor], axis: usize) -> Result<Tensor, TraceError> {
     let Some(first) = parts.first() else {
-        return Err(TraceError::Op { op: "concat".into(), msg: "nothing to concatenate".into() });
+        return Err(TraceError::Op {
+            op: "concat".into(),
+            msg: "nothing to concatenate".into(),
+        });
     };
     if parts.len() == 1 {
         return Ok(first.clone());

@@ -63,6 +63,10 @@ pub(crate) struct TraceState {
     pub(crate) var_inputs: Vec<(u64, usize)>,
     /// Display names (paths) of variables, for input names.
     pub(crate) var_names: HashMap<u64, String>,
+    /// Tap keys the root tracer asked for (see [`Tracer::tap`]).
+    pub(crate) taps_wanted: Vec<u64>,
+    /// Values tapped in this tracer: (key, value index), in order.
+    pub(crate) taps: Vec<(u64, usize)>,
 }
 
 /// A recording context. Cheap to clone (a shared handle).
@@ -103,6 +107,8 @@ impl Tracer {
                 var_written: vec![],
                 var_inputs: vec![],
                 var_names: HashMap::new(),
+                taps_wanted: vec![],
+                taps: vec![],
             })),
         }
     }
@@ -123,12 +129,20 @@ impl Tracer {
                 msg: format!("input name '{name}' is declared twice"),
             };
             st.error.get_or_insert(err);
-            return Tensor { tracer: self.clone(), index: None, ty };
+            return Tensor {
+                tracer: self.clone(),
+                index: None,
+                ty,
+            };
         }
         st.inputs.push((name, ty.clone()));
         let idx = st.values.len();
         st.values.push((ty.clone(), Def::Input(k)));
-        Tensor { tracer: self.clone(), index: Some(idx), ty }
+        Tensor {
+            tracer: self.clone(),
+            index: Some(idx),
+            ty,
+        }
     }
 
     /// The enclosing tracer of a loop body.
@@ -139,7 +153,11 @@ impl Tracer {
     /// A handle to the tensor with value index `idx` of this tracer.
     pub(crate) fn tensor_at(&self, idx: usize) -> Tensor {
         let ty = self.state.borrow().values[idx].0.clone();
-        Tensor { tracer: self.clone(), index: Some(idx), ty }
+        Tensor {
+            tracer: self.clone(),
+            index: Some(idx),
+            ty,
+        }
     }
 
     /// Records an error unless one is recorded already (the first error wins).
@@ -157,7 +175,11 @@ impl Tracer {
 
     /// A poisoned tensor of the given type (used after an error).
     pub(crate) fn poisoned(&self, ty: TensorType) -> Tensor {
-        Tensor { tracer: self.clone(), index: None, ty }
+        Tensor {
+            tracer: self.clone(),
+            index: None,
+            ty,
+        }
     }
 
     /// The local value index of `t` in this tracer, capturing it from an enclosing tracer
@@ -206,7 +228,9 @@ impl Tracer {
         let arg_types: Vec<TensorType> = args.iter().map(|a| a.ty.clone()).collect();
         if poisoned || self.state.borrow().error.is_some() {
             // Keep going with plausible types so shape queries still work; nothing is recorded.
-            let tys = op.infer(&arg_types).unwrap_or_else(|_| vec![guess_type(&arg_types)]);
+            let tys = op
+                .infer(&arg_types)
+                .unwrap_or_else(|_| vec![guess_type(&arg_types)]);
             return tys.into_iter().map(|t| self.poisoned(t)).collect();
         }
         match op.infer(&arg_types) {
@@ -219,7 +243,11 @@ impl Tracer {
                     .map(|(j, ty)| {
                         let idx = st.values.len();
                         st.values.push((ty.clone(), Def::Result(i, j)));
-                        Tensor { tracer: self.clone(), index: Some(idx), ty }
+                        Tensor {
+                            tracer: self.clone(),
+                            index: Some(idx),
+                            ty,
+                        }
                     })
                     .collect()
             }
@@ -232,7 +260,10 @@ impl Tracer {
 
     /// Appends a single-result op.
     pub fn push1(&self, op: Op, args: &[&Tensor]) -> Tensor {
-        self.push(op, args).into_iter().next().expect("op has a result")
+        self.push(op, args)
+            .into_iter()
+            .next()
+            .expect("op has a result")
     }
 
     /// Inlines `f` applied to `args` into this trace and returns its outputs (how a gradient
@@ -241,14 +272,22 @@ impl Tracer {
         if args.len() != f.params.len() {
             return Err(TraceError::Op {
                 op: "call".into(),
-                msg: format!("@{} takes {} inputs, got {}", f.name, f.params.len(), args.len()),
+                msg: format!(
+                    "@{} takes {} inputs, got {}",
+                    f.name,
+                    f.params.len(),
+                    args.len()
+                ),
             });
         }
         for (p, a) in f.params.iter().zip(args) {
             if p.ty != a.ty {
                 return Err(TraceError::Op {
                     op: "call".into(),
-                    msg: format!("@{} input %{} expects {}, got {}", f.name, p.name, p.ty, a.ty),
+                    msg: format!(
+                        "@{} input %{} expects {}, got {}",
+                        f.name, p.name, p.ty, a.ty
+                    ),
                 });
             }
         }
@@ -257,8 +296,11 @@ impl Tracer {
             vals[i] = Some(a.clone());
         }
         for inst in &f.insts {
-            let ins: Vec<Tensor> =
-                inst.args.iter().map(|a| vals[a.index()].clone().expect("SSA order")).collect();
+            let ins: Vec<Tensor> = inst
+                .args
+                .iter()
+                .map(|a| vals[a.index()].clone().expect("SSA order"))
+                .collect();
             let refs: Vec<&Tensor> = ins.iter().collect();
             let outs = self.push(inst.op.clone(), &refs);
             for (r, t) in inst.results.iter().zip(outs) {
@@ -266,7 +308,10 @@ impl Tracer {
             }
         }
         self.check()?;
-        Ok(f.outputs.iter().map(|o| vals[o.value.index()].clone().expect("defined")).collect())
+        Ok(f.outputs
+            .iter()
+            .map(|o| vals[o.value.index()].clone().expect("defined"))
+            .collect())
     }
 
     /// Replays the tape into a verified function with the given named outputs.
@@ -278,7 +323,10 @@ impl Tracer {
         self.check()?;
         let mut st = self.state.borrow_mut();
         if st.finished {
-            return Err(TraceError::Op { op: "trace".into(), msg: "tracer finished twice".into() });
+            return Err(TraceError::Op {
+                op: "trace".into(),
+                msg: "tracer finished twice".into(),
+            });
         }
         st.finished = true;
         let mut b = FunctionBuilder::new(st.name.clone());
@@ -296,8 +344,11 @@ impl Tracer {
                 Def::Result(i, j) => {
                     while tape_iter <= i {
                         let e = &st.tape[tape_iter];
-                        let args: Vec<ValueId> =
-                            e.args.iter().map(|a| map[*a].expect("defined before use")).collect();
+                        let args: Vec<ValueId> = e
+                            .args
+                            .iter()
+                            .map(|a| map[*a].expect("defined before use"))
+                            .collect();
                         let r = b.push(e.op.clone(), &args).map_err(TraceError::Ir)?;
                         results_of.push(r.to_vec());
                         tape_iter += 1;
@@ -362,7 +413,10 @@ impl Tracer {
             if x.ty.dims().first() != Some(&length) {
                 return Err(TraceError::Op {
                     op: "scan".into(),
-                    msg: format!("per-step inputs must share the leading axis {length}, got {}", x.ty),
+                    msg: format!(
+                        "per-step inputs must share the leading axis {length}, got {}",
+                        x.ty
+                    ),
                 });
             }
         }
@@ -376,20 +430,32 @@ impl Tracer {
         let x_in: Vec<Tensor> = xs
             .iter()
             .enumerate()
-            .map(|(i, x)| child.input(format!("x{i}"), TensorType::new(x.ty.dtype, &x.ty.dims()[1..])))
+            .map(|(i, x)| {
+                child.input(
+                    format!("x{i}"),
+                    TensorType::new(x.ty.dtype, &x.ty.dims()[1..]),
+                )
+            })
             .collect();
         let (carry_out, ys) = body(&child, &carry_in, &x_in)?;
         if carry_out.len() != init.len() {
             return Err(TraceError::Op {
                 op: "scan".into(),
-                msg: format!("body returned {} carries, expected {}", carry_out.len(), init.len()),
+                msg: format!(
+                    "body returned {} carries, expected {}",
+                    carry_out.len(),
+                    init.len()
+                ),
             });
         }
         for (i, (a, b)) in init.iter().zip(&carry_out).enumerate() {
             if a.ty != b.ty {
                 return Err(TraceError::Op {
                     op: "scan".into(),
-                    msg: format!("carry {i} enters the body as {} but leaves as {}", a.ty, b.ty),
+                    msg: format!(
+                        "carry {i} enters the body as {} but leaves as {}",
+                        a.ty, b.ty
+                    ),
                 });
             }
         }
@@ -402,12 +468,22 @@ impl Tracer {
         }
         let body_fn = child.finish(&outs)?;
         // Operands: init, xs, then the captured values of this tracer.
-        let captures: Vec<usize> = child.state.borrow().captures.iter().map(|(p, _)| *p).collect();
+        let captures: Vec<usize> = child
+            .state
+            .borrow()
+            .captures
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
         let capture_tensors: Vec<Tensor> = {
             let st = self.state.borrow();
             captures
                 .iter()
-                .map(|&p| Tensor { tracer: self.clone(), index: Some(p), ty: st.values[p].0.clone() })
+                .map(|&p| Tensor {
+                    tracer: self.clone(),
+                    index: Some(p),
+                    ty: st.values[p].0.clone(),
+                })
                 .collect()
         };
         let mut args: Vec<&Tensor> = init.iter().collect();
@@ -429,7 +505,9 @@ impl Tracer {
 }
 
 fn guess_type(args: &[TensorType]) -> TensorType {
-    args.first().cloned().unwrap_or_else(|| TensorType::scalar(brainlift_ir::DType::F64))
+    args.first()
+        .cloned()
+        .unwrap_or_else(|| TensorType::scalar(brainlift_ir::DType::F64))
 }
 
 /// Traces `body` into a function called `name`. The closure declares inputs with

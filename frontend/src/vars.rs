@@ -54,7 +54,11 @@ impl Variable {
 
     /// A variable of the given kind.
     pub fn new(kind: VarKind, value: Array) -> Variable {
-        Variable { id: NEXT_VAR_ID.fetch_add(1, Ordering::Relaxed), kind, value }
+        Variable {
+            id: NEXT_VAR_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            value,
+        }
     }
 
     /// Process-unique id (clones share it).
@@ -92,7 +96,11 @@ impl Variable {
         if !self.is_state() && value.ty() != self.value.ty() {
             return Err(Error::invalid(
                 "Variable::set_value",
-                format!("parameter has type {}, new value has {}", self.value.ty(), value.ty()),
+                format!(
+                    "parameter has type {}, new value has {}",
+                    self.value.ty(),
+                    value.ty()
+                ),
             ));
         }
         self.value = value;
@@ -140,11 +148,7 @@ pub trait Module: VarOwner {
 }
 
 /// Visits a child module's variables with `prefix.` prepended to their paths.
-pub fn visit_child(
-    prefix: &str,
-    child: &dyn VarOwner,
-    f: &mut dyn FnMut(&str, &Variable),
-) {
+pub fn visit_child(prefix: &str, child: &dyn VarOwner, f: &mut dyn FnMut(&str, &Variable)) {
     child.visit_vars(&mut |p, v| f(&format!("{prefix}.{p}"), v));
 }
 
@@ -166,12 +170,18 @@ pub fn named_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
 
 /// The trainable parameters of a module by path (BrainPy's `train_vars()`).
 pub fn train_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
-    named_vars(m).into_iter().filter(|(_, v)| v.is_trainable()).collect()
+    named_vars(m)
+        .into_iter()
+        .filter(|(_, v)| v.is_trainable())
+        .collect()
 }
 
 /// The states of a module by path.
 pub fn state_vars(m: &dyn VarOwner) -> Vec<(String, Variable)> {
-    named_vars(m).into_iter().filter(|(_, v)| v.is_state()).collect()
+    named_vars(m)
+        .into_iter()
+        .filter(|(_, v)| v.is_state())
+        .collect()
 }
 
 /// `x >> layer` calls `layer.update(x)`, as BrainPy's `>>` composition.
@@ -205,7 +215,11 @@ impl Tracer {
         let root = self.root();
         let mut st = root.state.borrow_mut();
         m.visit_vars(&mut |p, v| {
-            let name = if prefix.is_empty() { p.to_string() } else { format!("{prefix}.{p}") };
+            let name = if prefix.is_empty() {
+                p.to_string()
+            } else {
+                format!("{prefix}.{p}")
+            };
             st.var_names.insert(v.id(), name);
         });
     }
@@ -241,12 +255,39 @@ impl Tracer {
 
     /// Binds `var` to `value` in this tracer (a state update or a loop-carry binding).
     pub fn write_var(&self, var: &Variable, value: &Tensor) {
-        let Some(idx) = self.import(value, "write_var") else { return };
+        let Some(idx) = self.import(value, "write_var") else {
+            return;
+        };
         let mut st = self.state.borrow_mut();
         if !st.var_written.contains(&var.id()) {
             st.var_written.push(var.id());
         }
         st.var_bindings.insert(var.id(), idx);
+    }
+
+    /// Asks layers to report the value they tap under `key` (see [`Tracer::tap`]).
+    pub fn want_tap(&self, key: u64) {
+        self.root().state.borrow_mut().taps_wanted.push(key);
+    }
+
+    /// Reports `value` under `key` if the root tracer asked for it. Layers tap what offline
+    /// trainers need: `Dense` taps its input under its weight's id (the readout features
+    /// ridge regression fits on, BrainPy's offline-fit hook).
+    pub fn tap(&self, key: u64, value: &Tensor) {
+        if !self.root().state.borrow().taps_wanted.contains(&key) {
+            return;
+        }
+        if let Some(idx) = self.import(value, "tap") {
+            self.state.borrow_mut().taps.push((key, idx));
+        }
+    }
+
+    /// The values tapped in this tracer, in order.
+    pub fn taps(&self) -> Vec<(u64, Tensor)> {
+        let taps = self.state.borrow().taps.clone();
+        taps.into_iter()
+            .map(|(k, i)| (k, self.tensor_at(i)))
+            .collect()
     }
 
     /// Variables that became inputs of this (root) tracer: (variable id, input position).

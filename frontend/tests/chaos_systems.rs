@@ -34,7 +34,9 @@ fn mackey_glass_converges_and_stays_bounded() {
     }
     let long = mackey_glass(2000.0, 0.1).unwrap();
     let xs = &long.data[2000..];
-    let (lo, hi) = xs.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    let (lo, hi) = xs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
     assert!(lo > 0.2 && hi < 1.45, "range {lo}..{hi}");
     // Chaotic regime: the signal keeps oscillating.
     assert!(hi - lo > 0.7, "range {lo}..{hi}");
@@ -76,5 +78,8 @@ fn unstable_step_is_an_error_not_nan() {
     let e = rossler(1000.0, 5.0).unwrap_err();
     assert!(matches!(e, ChaosError::Diverged { .. }), "{e}");
     let e = mackey_glass(10.0, f64::NAN).unwrap_err();
-    assert!(matches!(e, ChaosError::InvalidArgument { param: "dt", .. }), "{e}");
+    assert!(
+        matches!(e, ChaosError::InvalidArgument { param: "dt", .. }),
+        "{e}"
+    );
 }

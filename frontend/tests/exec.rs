@@ -1,5 +1,5 @@
-use brainlift::{Array, Backend, Module, VarOwner, Tensor, Variable, run_over_time};
 use brainlift::ir::{DType, TensorType};
+use brainlift::{Array, Backend, Module, Tensor, VarOwner, Variable, run_over_time};
 
 /// x <- 0.5 x + w * input (per unit), output x.
 struct Leaky {
@@ -43,7 +43,13 @@ fn states_carry_over_between_calls_and_params_are_captured() {
     assert_eq!(ys.to_f64_vec(), vec![1.0, 2.0, 0.5, 1.0, 2.25, 4.5]);
     assert_eq!(m.x.value().to_f64_vec(), vec![2.25, 4.5]);
     // state is kept: a second call continues from it
-    let ys2 = run_over_time(&mut m, &Array::zeros(TensorType::new(DType::F64, [1, 1, 2])), true, Backend::Interp).unwrap();
+    let ys2 = run_over_time(
+        &mut m,
+        &Array::zeros(TensorType::new(DType::F64, [1, 1, 2])),
+        true,
+        Backend::Interp,
+    )
+    .unwrap();
     assert_eq!(ys2.to_f64_vec(), vec![1.125, 2.25]);
     m.reset_state(1);
     assert_eq!(m.x.value().to_f64_vec(), vec![0.0, 0.0]);

@@ -20,10 +20,15 @@ fn lorenz_matches_brainpy_golden() {
         }
     }
     // Check rows from the manifest.
-    for (row, key) in [(0, "xyz_row_0"), (1, "xyz_row_1"), (4, "xyz_row_4"), (499, "xyz_row_499")] {
+    for (row, key) in [
+        (0, "xyz_row_0"),
+        (1, "xyz_row_1"),
+        (4, "xyz_row_4"),
+        (499, "xyz_row_499"),
+    ] {
         let want = scalar_vec("lorenz", key);
-        for j in 0..3 {
-            assert!(rel_close(s.row(row).unwrap()[j], want[j], 1e-10), "{key}");
+        for (a, b) in s.row(row).unwrap().iter().zip(&want) {
+            assert!(rel_close(*a, *b, 1e-10), "{key}: {a} vs {b}");
         }
     }
     // Later rows: statistics only.
@@ -34,13 +39,24 @@ fn lorenz_matches_brainpy_golden() {
         let col = s.column(j).unwrap();
         let m = col.iter().sum::<f64>() / col.len() as f64;
         let sd = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / col.len() as f64).sqrt();
-        assert!((m - mean[j]).abs() <= 0.5, "mean col {j}: {m} vs {}", mean[j]);
-        assert!((sd - std[j]).abs() <= 0.05 * std[j], "std col {j}: {sd} vs {}", std[j]);
+        assert!(
+            (m - mean[j]).abs() <= 0.5,
+            "mean col {j}: {m} vs {}",
+            mean[j]
+        );
+        assert!(
+            (sd - std[j]).abs() <= 0.05 * std[j],
+            "std col {j}: {sd} vs {}",
+            std[j]
+        );
         let (lo, hi) = bounds[j];
         // Later rows (after 1500) stay on the attractor (a small margin for a different
         // but equally valid trajectory).
         for (i, &v) in col.iter().enumerate().skip(1500) {
-            assert!(v > lo - 2.0 && v < hi + 2.0, "row {i} col {j} = {v} off the attractor");
+            assert!(
+                v > lo - 2.0 && v < hi + 2.0,
+                "row {i} col {j} = {v} off the attractor"
+            );
         }
     }
 }
@@ -72,9 +88,18 @@ fn lorenz_layouts_and_subset() {
 
 #[test]
 fn lorenz_bad_arguments_are_errors() {
-    for (d, dt) in [(100.0, -0.01), (100.0, f64::NAN), (100.0, f64::INFINITY), (0.0, 0.01), (-5.0, 0.01)] {
+    for (d, dt) in [
+        (100.0, -0.01),
+        (100.0, f64::NAN),
+        (100.0, f64::INFINITY),
+        (0.0, 0.01),
+        (-5.0, 0.01),
+    ] {
         let e = lorenz(d, dt).unwrap_err();
-        assert!(matches!(e, ChaosError::InvalidArgument { .. }), "{d} {dt}: {e}");
+        assert!(
+            matches!(e, ChaosError::InvalidArgument { .. }),
+            "{d} {dt}: {e}"
+        );
     }
     let e = lorenz(1e300, 1e-300).unwrap_err();
     assert!(e.to_string().contains("samples"), "{e}");

@@ -24,7 +24,10 @@ fn check_golden(spec: NvarSpec, input: &str, output: &str) {
         let out = st.step(&x[step * d..(step + 1) * d]).unwrap();
         for k in 0..f {
             let (a, b) = (out[k], y[step * f + k]);
-            assert!(rel_close(a, b, 1e-12), "{output} step {step} feature {k}: {a} vs {b}");
+            assert!(
+                rel_close(a, b, 1e-12),
+                "{output} step {step} feature {k}: {a} vs {b}"
+            );
         }
     }
     // The whole-sequence form gives the same result from a fresh state.

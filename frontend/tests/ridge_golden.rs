@@ -31,8 +31,15 @@ fn small_problem_every_solver() {
         }
         let pred = s.predict(&x, 200).unwrap();
         let m = mse(&pred, &y);
-        assert!(rel_close(m, train_mse, 1e-9), "{solver:?} mse {m} vs {train_mse}");
-        assert!(s.condition_number > 1.0 && s.condition_number < 1e3, "{}", s.condition_number);
+        assert!(
+            rel_close(m, train_mse, 1e-9),
+            "{solver:?} mse {m} vs {train_mse}"
+        );
+        assert!(
+            s.condition_number > 1.0 && s.condition_number < 1e3,
+            "{}",
+            s.condition_number
+        );
         assert_eq!(s.rank, 6);
     }
 }
@@ -46,7 +53,8 @@ fn accumulating_in_blocks_equals_one_shot() {
     let cuts = [0, 7, 7, 90, 151, 200];
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
-        ne.add_rows(&x[a * 5..b * 5], &y[a * 2..b * 2], b - a).unwrap();
+        ne.add_rows(&x[a * 5..b * 5], &y[a * 2..b * 2], b - a)
+            .unwrap();
     }
     assert_eq!(ne.num_rows(), 200);
     // X̃ᵀX̃[0][0] counts the rows; X̃ᵀY[0] sums the targets.
@@ -64,7 +72,10 @@ fn accumulating_in_blocks_equals_one_shot() {
     assert_eq!(s.solver_used, SolverUsed::Cholesky);
     ne.reset();
     assert_eq!(ne.num_rows(), 0);
-    assert!(matches!(ne.solve(1e-3, RidgeSolver::Cholesky), Err(RidgeError::Empty)));
+    assert!(matches!(
+        ne.solve(1e-3, RidgeSolver::Cholesky),
+        Err(RidgeError::Empty)
+    ));
 }
 
 #[test]
@@ -75,20 +86,46 @@ fn bad_inputs_give_errors_and_keep_accumulator_usable() {
     ne.add_rows(&x[..50], &y[..20], 10).unwrap();
     // x / y row mismatch.
     let e = ne.add_rows(&x[..50], &y[..18], 10).unwrap_err();
-    assert_eq!(e.to_string(), "ridge add_rows: y has 18 values, expected rows 10 x num_out 2 = 20");
+    assert_eq!(
+        e.to_string(),
+        "ridge add_rows: y has 18 values, expected rows 10 x num_out 2 = 20"
+    );
     // Wrong feature count.
-    assert!(matches!(ne.add_rows(&x[..40], &y[..20], 10), Err(RidgeError::Shape { what: "x", .. })));
+    assert!(matches!(
+        ne.add_rows(&x[..40], &y[..20], 10),
+        Err(RidgeError::Shape { what: "x", .. })
+    ));
     // NaN and inf.
     let mut bad = x[..50].to_vec();
     bad[13] = f64::NAN;
     let e = ne.add_rows(&bad, &y[..20], 10).unwrap_err();
-    assert!(matches!(e, RidgeError::NonFinite { what: "x", row: 2, col: 3, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            RidgeError::NonFinite {
+                what: "x",
+                row: 2,
+                col: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let mut bady = y[..20].to_vec();
     bady[5] = f64::INFINITY;
-    assert!(matches!(ne.add_rows(&x[..50], &bady, 10), Err(RidgeError::NonFinite { what: "y", .. })));
+    assert!(matches!(
+        ne.add_rows(&x[..50], &bady, 10),
+        Err(RidgeError::NonFinite { what: "y", .. })
+    ));
     // Negative / NaN alpha, bad rcond.
-    assert!(matches!(ne.solve(-1e-3, RidgeSolver::Cholesky), Err(RidgeError::InvalidAlpha { .. })));
-    assert!(matches!(ne.solve(f64::NAN, RidgeSolver::Pinv { rcond: None }), Err(RidgeError::InvalidAlpha { .. })));
+    assert!(matches!(
+        ne.solve(-1e-3, RidgeSolver::Cholesky),
+        Err(RidgeError::InvalidAlpha { .. })
+    ));
+    assert!(matches!(
+        ne.solve(f64::NAN, RidgeSolver::Pinv { rcond: None }),
+        Err(RidgeError::InvalidAlpha { .. })
+    ));
     assert!(matches!(
         ne.solve(1e-3, RidgeSolver::Pinv { rcond: Some(-1.0) }),
         Err(RidgeError::InvalidRcond { .. })
@@ -106,7 +143,10 @@ fn bad_inputs_give_errors_and_keep_accumulator_usable() {
     tiny.add_rows(&x[..15], &y[..6], 3).unwrap();
     for solver in [RidgeSolver::Cholesky, RidgeSolver::Qr] {
         let e = tiny.solve(0.0, solver).unwrap_err();
-        assert!(matches!(e, RidgeError::Singular { n: 6, .. }), "{solver:?}: {e}");
+        assert!(
+            matches!(e, RidgeError::Singular { n: 6, .. }),
+            "{solver:?}: {e}"
+        );
     }
     // The pseudo-inverse is the documented answer for singular systems.
     let s = tiny.solve(0.0, RidgeSolver::Pinv { rcond: None }).unwrap();

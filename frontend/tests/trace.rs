@@ -29,7 +29,10 @@ fn shape_errors_name_the_op_and_shapes() {
     })
     .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("matmul") && msg.contains("f64[4,3]") && msg.contains("f64[4,2]"), "{msg}");
+    assert!(
+        msg.contains("matmul") && msg.contains("f64[4,3]") && msg.contains("f64[4,2]"),
+        "{msg}"
+    );
 
     let err = trace("bad2", |tr| {
         let x = tr.input("x", f64t(&[4, 3]));
@@ -39,7 +42,10 @@ fn shape_errors_name_the_op_and_shapes() {
     .unwrap_err();
     assert_eq!(
         err,
-        TraceError::Op { op: "add".into(), msg: "shapes f64[4,3] and f64[2] do not broadcast together".into() }
+        TraceError::Op {
+            op: "add".into(),
+            msg: "shapes f64[4,3] and f64[2] do not broadcast together".into()
+        }
     );
 }
 
@@ -54,7 +60,10 @@ fn scan_captures_outer_tensors_as_loop_invariants() {
             let h = (x[0].matmul(&wi) + c[0].matmul(&wh)).relu();
             Ok((vec![h.clone()], vec![h]))
         })?;
-        Ok(vec![("h".into(), carry[0].clone()), ("hs".into(), ys[0].clone())])
+        Ok(vec![
+            ("h".into(), carry[0].clone()),
+            ("hs".into(), ys[0].clone()),
+        ])
     })
     .unwrap();
     verify(&f).unwrap();

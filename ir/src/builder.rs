@@ -29,9 +29,15 @@ impl FunctionBuilder {
 
     /// Adds an input. Inputs must all be added before the first instruction.
     pub fn param(&mut self, name: impl Into<String>, ty: TensorType) -> ValueId {
-        assert!(self.f.insts.is_empty(), "FunctionBuilder::param after the first instruction");
+        assert!(
+            self.f.insts.is_empty(),
+            "FunctionBuilder::param after the first instruction"
+        );
         let v = ValueId(self.f.types.len() as u32);
-        self.f.params.push(Param { name: name.into(), ty: ty.clone() });
+        self.f.params.push(Param {
+            name: name.into(),
+            ty: ty.clone(),
+        });
         self.f.types.push(ty);
         v
     }
@@ -62,14 +68,21 @@ impl FunctionBuilder {
                 });
             }
         }
-        let arg_types: Vec<TensorType> = args.iter().map(|a| self.f.types[a.index()].clone()).collect();
+        let arg_types: Vec<TensorType> = args
+            .iter()
+            .map(|a| self.f.types[a.index()].clone())
+            .collect();
         let out = op.infer(&arg_types)?;
         let mut results = SmallVec::new();
         for t in out {
             results.push(ValueId(self.f.types.len() as u32));
             self.f.types.push(t);
         }
-        self.f.insts.push(Inst { op, args: SmallVec::from_slice(args), results: results.clone() });
+        self.f.insts.push(Inst {
+            op,
+            args: SmallVec::from_slice(args),
+            results: results.clone(),
+        });
         Ok(results)
     }
 
@@ -82,7 +95,10 @@ impl FunctionBuilder {
 
     /// Finishes the function with named outputs.
     pub fn finish(mut self, outputs: impl IntoIterator<Item = (String, ValueId)>) -> Function {
-        self.f.outputs = outputs.into_iter().map(|(name, value)| Output { name, value }).collect();
+        self.f.outputs = outputs
+            .into_iter()
+            .map(|(name, value)| Output { name, value })
+            .collect();
         self.f
     }
 
@@ -90,7 +106,8 @@ impl FunctionBuilder {
 
     /// A constant filled with `value`.
     pub fn splat(&mut self, ty: TensorType, value: f64) -> ValueId {
-        self.push1(Op::Constant(Constant::splat(ty, value)), &[]).expect("splat constant")
+        self.push1(Op::Constant(Constant::splat(ty, value)), &[])
+            .expect("splat constant")
     }
 
     /// A scalar constant.
@@ -150,7 +167,12 @@ impl FunctionBuilder {
     }
 
     /// `broadcast_in_dim`.
-    pub fn broadcast(&mut self, a: ValueId, shape: Shape, dims: Vec<usize>) -> Result<ValueId, IrError> {
+    pub fn broadcast(
+        &mut self,
+        a: ValueId,
+        shape: Shape,
+        dims: Vec<usize>,
+    ) -> Result<ValueId, IrError> {
         self.push1(Op::Broadcast { shape, dims }, &[a])
     }
 
@@ -160,12 +182,29 @@ impl FunctionBuilder {
     }
 
     /// Reduction over `axes`.
-    pub fn reduce(&mut self, op: ReduceOp, a: ValueId, axes: Vec<usize>) -> Result<ValueId, IrError> {
+    pub fn reduce(
+        &mut self,
+        op: ReduceOp,
+        a: ValueId,
+        axes: Vec<usize>,
+    ) -> Result<ValueId, IrError> {
         self.push1(Op::Reduce { op, axes }, &[a])
     }
 
     /// Matrix product with optional transposes.
-    pub fn matmul(&mut self, a: ValueId, b: ValueId, ta: bool, tb: bool) -> Result<ValueId, IrError> {
-        self.push1(Op::Matmul { transpose_lhs: ta, transpose_rhs: tb }, &[a, b])
+    pub fn matmul(
+        &mut self,
+        a: ValueId,
+        b: ValueId,
+        ta: bool,
+        tb: bool,
+    ) -> Result<ValueId, IrError> {
+        self.push1(
+            Op::Matmul {
+                transpose_lhs: ta,
+                transpose_rhs: tb,
+            },
+            &[a, b],
+        )
     }
 }

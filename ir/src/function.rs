@@ -86,7 +86,10 @@ impl Function {
 
     /// Types of the outputs, in order.
     pub fn output_types(&self) -> Vec<TensorType> {
-        self.outputs.iter().map(|o| self.ty(o.value).clone()).collect()
+        self.outputs
+            .iter()
+            .map(|o| self.ty(o.value).clone())
+            .collect()
     }
 
     /// Types of the inputs, in order.

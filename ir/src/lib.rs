@@ -19,11 +19,9 @@ pub mod verify;
 pub use builder::FunctionBuilder;
 pub use dtype::DType;
 pub use error::IrError;
+pub use function::{Function, Inst, Output, Param, ValueId};
+pub use op::{BinaryOp, CompareOp, Constant, CustomVjp, Op, OpCategory, ReduceOp, Scan, UnaryOp};
 pub use parse::parse_function;
 pub use print::print_function;
-pub use function::{Function, Inst, Output, Param, ValueId};
-pub use op::{
-    BinaryOp, CompareOp, Constant, CustomVjp, Op, OpCategory, ReduceOp, Scan, UnaryOp,
-};
 pub use shape::{Shape, TensorType};
 pub use verify::verify;

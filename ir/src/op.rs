@@ -190,8 +190,14 @@ pub enum CompareOp {
 
 impl CompareOp {
     /// All comparisons.
-    pub const ALL: [CompareOp; 6] =
-        [CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge, CompareOp::Eq, CompareOp::Ne];
+    pub const ALL: [CompareOp; 6] = [
+        CompareOp::Lt,
+        CompareOp::Le,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Eq,
+        CompareOp::Ne,
+    ];
 
     /// Text-format name.
     pub fn name(self) -> &'static str {
@@ -275,23 +281,37 @@ impl Constant {
     /// A constant filled with `value` (rounded to the element type).
     pub fn splat(ty: TensorType, value: f64) -> Constant {
         let v = ty.dtype.round(value);
-        Constant { ty, data: Arc::new(vec![v]) }
+        Constant {
+            ty,
+            data: Arc::new(vec![v]),
+        }
     }
 
     /// A constant from row-major values (each rounded to the element type).
     pub fn from_values(ty: TensorType, values: Vec<f64>) -> Constant {
         let d = ty.dtype;
-        Constant { ty, data: Arc::new(values.into_iter().map(|x| d.round(x)).collect()) }
+        Constant {
+            ty,
+            data: Arc::new(values.into_iter().map(|x| d.round(x)).collect()),
+        }
     }
 
     /// The single value when this constant is a splat (or has one element).
     pub fn splat_value(&self) -> Option<f64> {
-        if self.data.len() == 1 { Some(self.data[0]) } else { None }
+        if self.data.len() == 1 {
+            Some(self.data[0])
+        } else {
+            None
+        }
     }
 
     /// Element `i` in row-major order.
     pub fn get(&self, i: usize) -> f64 {
-        if self.data.len() == 1 { self.data[0] } else { self.data[i] }
+        if self.data.len() == 1 {
+            self.data[0]
+        } else {
+            self.data[i]
+        }
     }
 }
 
@@ -300,7 +320,11 @@ impl PartialEq for Constant {
     fn eq(&self, other: &Constant) -> bool {
         self.ty == other.ty
             && self.data.len() == other.data.len()
-            && self.data.iter().zip(other.data.iter()).all(|(a, b)| a.to_bits() == b.to_bits())
+            && self
+                .data
+                .iter()
+                .zip(other.data.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 }
 
@@ -618,7 +642,9 @@ impl Op {
                 }
                 for (i, &d) in dims.iter().enumerate() {
                     if d >= shape.rank() {
-                        return fail(format!("dims {dims:?}: {d} is out of range for result shape {shape}"));
+                        return fail(format!(
+                            "dims {dims:?}: {d} is out of range for result shape {shape}"
+                        ));
                     }
                     if i > 0 && dims[i - 1] >= d {
                         return fail(format!("dims {dims:?} must be strictly increasing"));
@@ -648,7 +674,10 @@ impl Op {
                 let t = &args[0];
                 let mut seen = vec![false; t.rank()];
                 if perm.len() != t.rank() {
-                    return fail(format!("permutation {perm:?} must have {} entries", t.rank()));
+                    return fail(format!(
+                        "permutation {perm:?} must have {} entries",
+                        t.rank()
+                    ));
                 }
                 for &p in perm {
                     if p >= t.rank() || seen[p] {
@@ -691,7 +720,9 @@ impl Op {
                         t.rank()
                     ));
                 }
-                let dims: Vec<usize> = (0..t.rank()).map(|i| low[i] + t.dims()[i] + high[i]).collect();
+                let dims: Vec<usize> = (0..t.rank())
+                    .map(|i| low[i] + t.dims()[i] + high[i])
+                    .collect();
                 Ok(vec![TensorType::new(t.dtype, dims)])
             }
             Op::Concat { axis } => {
@@ -700,7 +731,10 @@ impl Op {
                 }
                 let first = &args[0];
                 if *axis >= first.rank() {
-                    return fail(format!("axis {axis} out of range for rank {}", first.rank()));
+                    return fail(format!(
+                        "axis {axis} out of range for rank {}",
+                        first.rank()
+                    ));
                 }
                 let mut total = 0;
                 for a in args {
@@ -727,8 +761,10 @@ impl Op {
                 if let Err(m) = check_axes(axes, t.rank()) {
                     return fail(m);
                 }
-                let dims: Vec<usize> =
-                    (0..t.rank()).filter(|i| !axes.contains(i)).map(|i| t.dims()[i]).collect();
+                let dims: Vec<usize> = (0..t.rank())
+                    .filter(|i| !axes.contains(i))
+                    .map(|i| t.dims()[i])
+                    .collect();
                 Ok(vec![TensorType::new(t.dtype, dims)])
             }
             Op::Argmax { axis } => {
@@ -743,15 +779,22 @@ impl Op {
                 if t.dims()[*axis] == 0 {
                     return fail(format!("argmax over an empty axis {axis}"));
                 }
-                let dims: Vec<usize> =
-                    (0..t.rank()).filter(|i| i != axis).map(|i| t.dims()[i]).collect();
+                let dims: Vec<usize> = (0..t.rank())
+                    .filter(|i| i != axis)
+                    .map(|i| t.dims()[i])
+                    .collect();
                 Ok(vec![TensorType::new(DType::I32, dims)])
             }
-            Op::Matmul { transpose_lhs, transpose_rhs } => {
+            Op::Matmul {
+                transpose_lhs,
+                transpose_rhs,
+            } => {
                 arity(2)?;
                 let (a, b) = (&args[0], &args[1]);
                 if a.dtype != b.dtype || !a.dtype.is_numeric() {
-                    return fail(format!("operands must share a numeric dtype, got {a} and {b}"));
+                    return fail(format!(
+                        "operands must share a numeric dtype, got {a} and {b}"
+                    ));
                 }
                 if a.rank() < 2 || a.rank() != b.rank() {
                     return fail(format!(
@@ -831,13 +874,20 @@ fn infer_scan(op: &Op, s: &Scan, args: &[TensorType]) -> Result<Vec<TensorType>,
     let fail = |msg: String| Err(IrError::type_error(op.name(), args, msg));
     let (nc, nx) = (s.num_carry, s.num_xs);
     if args.len() < nc + nx {
-        return fail(format!("expected at least {} operands (carry + xs), got {}", nc + nx, args.len()));
+        return fail(format!(
+            "expected at least {} operands (carry + xs), got {}",
+            nc + nx,
+            args.len()
+        ));
     }
     let body_in: Vec<TensorType> = s.body.params.iter().map(|p| p.ty.clone()).collect();
     let mut expect_in: Vec<TensorType> = args[..nc].to_vec();
     for x in &args[nc..nc + nx] {
         if x.rank() == 0 || x.dims()[0] != s.length {
-            return fail(format!("per-step input {x} must have leading axis of length {}", s.length));
+            return fail(format!(
+                "per-step input {x} must have leading axis of length {}",
+                s.length
+            ));
         }
         expect_in.push(TensorType::new(x.dtype, &x.dims()[1..]));
     }
@@ -880,5 +930,8 @@ fn check_axes(axes: &[usize], rank: usize) -> Result<(), String> {
 
 /// Comma-separated list of displayable items.
 pub(crate) fn list<T: std::fmt::Display>(it: impl IntoIterator<Item = T>) -> String {
-    it.into_iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    it.into_iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -13,7 +13,7 @@ use crate::{
     BinaryOp, CompareOp, Constant, CustomVjp, DType, Function, FunctionBuilder, IrError, Op,
     ReduceOp, Scan, TensorType, UnaryOp, ValueId,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The largest element count of a shape and the largest integer attribute accepted: 2^40.
 pub const MAX_ELEMENTS: u64 = 1 << 40;
@@ -110,14 +110,19 @@ impl Token<'_> {
             Tok::Arrow => "->".into(),
             Tok::Eof => return "end of input".into(),
         };
-        match text.char_indices().nth(40) {
-            Some((i, _)) => format!("'{}...'", &text[..i]),
-            None => format!("'{text}'"),
-        }
+        format!("'{}'", short(&text))
     }
 
     fn is(&self, c: char) -> bool {
         self.tok == Tok::Punct(c)
+    }
+}
+
+/// `text` cut to 40 characters for an error message.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -201,7 +206,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn number(&mut self) -> Result<Tok<'a>, IrError> {
-        let start = self.i;
+        let (start, line, col) = (self.i, self.line, self.col);
         self.eat_while(|c| c.is_ascii_digit());
         let mut float = false;
         if self.peek_nth(0) == Some('.') && self.peek_nth(1).is_some_and(|c| c.is_ascii_digit()) {
@@ -215,8 +220,11 @@ impl<'a> Lexer<'a> {
                 self.bump();
             }
             if self.eat_while(|c| c.is_ascii_digit()).is_empty() {
-                let text = &self.src[start..self.i];
-                return Err(self.err(format!("expected exponent digits in number '{text}'")));
+                let msg = format!(
+                    "expected exponent digits in number '{}'",
+                    &self.src[start..self.i]
+                );
+                return Err(IrError::Parse { line, col, msg });
             }
             float = true;
         }
@@ -233,23 +241,25 @@ impl<'a> Lexer<'a> {
         self.bump();
         let mut s = String::new();
         loop {
+            let (esc_line, esc_col) = (self.line, self.col);
             match self.bump() {
                 None => {
-                    return Err(IrError::Parse {
-                        line,
-                        col,
-                        msg: "unterminated string".into(),
-                    });
+                    let msg = "unterminated string".into();
+                    return Err(IrError::Parse { line, col, msg });
                 }
                 Some('"') => return Ok(Tok::Str(s)),
                 Some('\\') => match self.bump() {
                     Some(c @ ('"' | '\\')) => s.push(c),
                     other => {
-                        let found =
-                            other.map_or("end of input".into(), |c| c.escape_debug().to_string());
-                        return Err(self.err(format!(
-                            "expected '\"' or '\\' after '\\' in a string, found {found}"
-                        )));
+                        let found = other
+                            .map_or("end of input".into(), |c| format!("'{}'", c.escape_debug()));
+                        let msg =
+                            format!("expected '\"' or '\\' after '\\' in a string, found {found}");
+                        return Err(IrError::Parse {
+                            line: esc_line,
+                            col: esc_col,
+                            msg,
+                        });
                     }
                 },
                 Some(c) => s.push(c),
@@ -320,7 +330,7 @@ enum Scalar {
 impl Scalar {
     fn describe(&self) -> String {
         match self {
-            Scalar::Num { text, .. } => text.clone(),
+            Scalar::Num { text, .. } => short(text),
             Scalar::Bool(b) => b.to_string(),
             Scalar::Str(s) => format!("\"{}\"", s.escape_debug()),
         }
@@ -467,12 +477,13 @@ impl<'a> Attrs<'a> {
 
 /// A non-negative integer literal of at most [`MAX_ELEMENTS`].
 fn bounded_int(at: &Token, text: &str) -> Result<usize, IrError> {
-    match text.parse::<u64>() {
-        Ok(n) if n <= MAX_ELEMENTS => {
-            usize::try_from(n).map_err(|_| at.err(format!("integer {text} is too large")))
-        }
-        _ => Err(at.err(format!("integer {text} is too large (at most 2^40)"))),
-    }
+    let n = text.parse::<u64>().ok().filter(|&n| n <= MAX_ELEMENTS);
+    n.and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+        at.err(format!(
+            "integer {} is too large (at most 2^40)",
+            short(text)
+        ))
+    })
 }
 
 /// One constant element of dtype `d`: `true`/`false` for bool, an integer for i32, any
@@ -489,7 +500,10 @@ fn element(at: &Token, d: DType, s: &Scalar) -> Result<f64, IrError> {
         (DType::Bool, _) => Err(bad("true or false")),
         (DType::I32, Scalar::Num { text, int: true }) => match text.parse::<i32>() {
             Ok(v) => Ok(f64::from(v)),
-            Err(_) => Err(at.err(format!("constant: i32 value {text} is out of range"))),
+            Err(_) => Err(at.err(format!(
+                "constant: i32 value {} is out of range",
+                short(text)
+            ))),
         },
         (DType::I32, _) => Err(bad("integers")),
         (_, Scalar::Num { text, .. }) => {
@@ -506,9 +520,10 @@ fn element(at: &Token, d: DType, s: &Scalar) -> Result<f64, IrError> {
                     match v {
                         Ok(v) if v.is_finite() => v,
                         _ => {
-                            return Err(
-                                at.err(format!("constant: value {text} is out of range for {d}"))
-                            );
+                            return Err(at.err(format!(
+                                "constant: value {} is out of range for {d}",
+                                short(text)
+                            )));
                         }
                     }
                 }
@@ -577,6 +592,32 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Items separated by `,` up to `close` (the opener is consumed); `what` names the list.
+    fn list<T>(
+        &mut self,
+        close: char,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T, IrError>,
+    ) -> Result<Vec<T>, IrError> {
+        let mut out = vec![];
+        if self.peek().is(close) {
+            self.next();
+            return Ok(out);
+        }
+        loop {
+            out.push(item(self)?);
+            let t = self.next();
+            if t.is(close) {
+                return Ok(out);
+            } else if !t.is(',') {
+                let found = t.describe();
+                return Err(t.err(format!(
+                    "expected ',' or '{close}' in {what}, found {found}"
+                )));
+            }
+        }
+    }
+
     /// `func @name(%in: type, ..) -> (out: type, ..) { instructions.. return .. }`.
     fn function(&mut self, depth: usize) -> Result<Function, IrError> {
         let t = self.next();
@@ -596,34 +637,22 @@ impl<'a> Parser<'a> {
         let mut b = FunctionBuilder::new(name);
         let mut scope: HashMap<&'a str, ValueId> = HashMap::new();
         self.expect('(', "after the function name")?;
-        if self.peek().is(')') {
-            self.next();
-        } else {
-            loop {
-                let t = self.next();
-                let Tok::Value(n) = t.tok else {
-                    return Err(t.err(format!("expected an input '%name', found {}", t.describe())));
-                };
-                if !n.starts_with(is_ident_start) {
-                    return Err(t.err(format!("input name %{n} must start with a letter or '_'")));
-                }
-                if scope.contains_key(n) {
-                    return Err(t.err(format!("input %{n} is defined twice")));
-                }
-                self.expect(':', &format!("after input %{n}"))?;
-                let ty = self.ty()?;
-                scope.insert(n, b.param(n, ty));
-                let t = self.next();
-                if t.is(')') {
-                    break;
-                } else if !t.is(',') {
-                    return Err(t.err(format!(
-                        "expected ',' or ')' after an input, found {}",
-                        t.describe()
-                    )));
-                }
+        self.list(')', "the input list", |p| {
+            let t = p.next();
+            let Tok::Value(n) = t.tok else {
+                return Err(t.err(format!("expected an input '%name', found {}", t.describe())));
+            };
+            if !n.starts_with(is_ident_start) {
+                return Err(t.err(format!("input name %{n} must start with a letter or '_'")));
             }
-        }
+            if scope.contains_key(n) {
+                return Err(t.err(format!("input %{n} is defined twice")));
+            }
+            p.expect(':', &format!("after input %{n}"))?;
+            let ty = p.ty()?;
+            scope.insert(n, b.param(n, ty));
+            Ok(())
+        })?;
         let t = self.next();
         if t.tok != Tok::Arrow {
             return Err(t.err(format!(
@@ -633,30 +662,19 @@ impl<'a> Parser<'a> {
         }
         self.expect('(', "to open the output list")?;
         let mut outputs: Vec<(&str, TensorType)> = vec![];
-        if self.peek().is(')') {
-            self.next();
-        } else {
-            loop {
-                let t = self.next();
-                let Tok::Ident(n) = t.tok else {
-                    return Err(t.err(format!("expected an output name, found {}", t.describe())));
-                };
-                if outputs.iter().any(|o| o.0 == n) {
-                    return Err(t.err(format!("output name '{n}' is used twice")));
-                }
-                self.expect(':', &format!("after output name '{n}'"))?;
-                outputs.push((n, self.ty()?));
-                let t = self.next();
-                if t.is(')') {
-                    break;
-                } else if !t.is(',') {
-                    return Err(t.err(format!(
-                        "expected ',' or ')' after an output, found {}",
-                        t.describe()
-                    )));
-                }
+        let mut out_names = HashSet::new();
+        self.list(')', "the output list", |p| {
+            let t = p.next();
+            let Tok::Ident(n) = t.tok else {
+                return Err(t.err(format!("expected an output name, found {}", t.describe())));
+            };
+            if !out_names.insert(n) {
+                return Err(t.err(format!("output name '{n}' is used twice")));
             }
-        }
+            p.expect(':', &format!("after output name '{n}'"))?;
+            outputs.push((n, p.ty()?));
+            Ok(())
+        })?;
         self.expect('{', "to open the function body")?;
         loop {
             let t = self.peek().clone();
@@ -688,61 +706,44 @@ impl<'a> Parser<'a> {
                     return Ok(b.finish(outs));
                 }
                 _ => {
+                    let found = t.describe();
                     return Err(t.err(format!(
-                        "expected an instruction '%name: type = op ..' or 'return', found {}",
-                        t.describe()
+                        "expected an instruction '%name: type = op ..' or 'return', found {found}"
                     )));
                 }
             }
         }
     }
 
-    /// `dtype[d0,d1,..]`.
+    /// `dtype[d0,d1,..]`, at most 2^40 elements.
     fn ty(&mut self) -> Result<TensorType, IrError> {
         let t = self.next();
-        let dtype = match t.tok {
-            Tok::Ident(d) => DType::from_name(d).ok_or_else(|| {
-                t.err(format!(
-                    "unknown dtype '{d}' (expected f32, f64, i32 or bool)"
-                ))
-            })?,
-            _ => {
-                return Err(t.err(format!(
-                    "expected a type like 'f64[4,16]', found {}",
-                    t.describe()
-                )));
-            }
+        let Tok::Ident(d) = t.tok else {
+            return Err(t.err(format!(
+                "expected a type like 'f64[4,16]', found {}",
+                t.describe()
+            )));
         };
+        let dtype = DType::from_name(d).ok_or_else(|| {
+            t.err(format!(
+                "unknown dtype '{d}' (expected f32, f64, i32 or bool)"
+            ))
+        })?;
         self.expect('[', &format!("after dtype {dtype}"))?;
-        let mut dims = vec![];
-        if self.peek().is(']') {
-            self.next();
-        } else {
-            loop {
-                let d = self.next();
-                let Tok::Int(s) = d.tok else {
-                    return Err(d.err(format!(
-                        "expected a dimension in shape, found {}",
-                        d.describe()
-                    )));
-                };
-                dims.push(bounded_int(&d, s)?);
-                let sep = self.next();
-                if sep.is(']') {
-                    break;
-                } else if !sep.is(',') {
-                    return Err(sep.err(format!(
-                        "expected ',' or ']' in shape, found {}",
-                        sep.describe()
-                    )));
-                }
+        let dims = self.list(']', "shape", |p| {
+            let d = p.next();
+            match d.tok {
+                Tok::Int(s) => bounded_int(&d, s),
+                _ => Err(d.err(format!(
+                    "expected a dimension in shape, found {}",
+                    d.describe()
+                ))),
             }
-        }
+        })?;
+        let n = dims
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d.max(1) as u64));
         let ty = TensorType::new(dtype, dims);
-        let mut n: u64 = 1;
-        for &d in ty.dims() {
-            n = n.saturating_mul(d.max(1) as u64);
-        }
         if n > MAX_ELEMENTS {
             return Err(t.err(format!("type {ty} has more than 2^40 elements")));
         }
@@ -752,24 +753,25 @@ impl<'a> Parser<'a> {
     /// Comma-separated `%name` operands starting on the current line (possibly none).
     fn operands(&mut self, scope: &HashMap<&str, ValueId>) -> Result<Vec<Operand<'a>>, IrError> {
         let mut out = vec![];
-        let starts =
-            matches!(self.peek().tok, Tok::Value(_)) && self.peek().line == self.prev_line();
-        while starts {
-            let t = self.next();
-            let Tok::Value(n) = t.tok else {
-                return Err(t.err(format!(
-                    "expected an operand '%name' after ',', found {}",
-                    t.describe()
-                )));
-            };
-            let v = *scope
-                .get(n)
-                .ok_or_else(|| t.err(format!("undefined value %{n}")))?;
-            out.push((v, n, t));
-            if !self.peek().is(',') {
-                break;
+        let first = self.peek();
+        if matches!(first.tok, Tok::Value(_)) && first.line == self.prev_line() {
+            loop {
+                let t = self.next();
+                let Tok::Value(n) = t.tok else {
+                    let found = t.describe();
+                    return Err(t.err(format!(
+                        "expected an operand '%name' after ',', found {found}"
+                    )));
+                };
+                let v = *scope
+                    .get(n)
+                    .ok_or_else(|| t.err(format!("undefined value %{n}")))?;
+                out.push((v, n, t));
+                if !self.peek().is(',') {
+                    break;
+                }
+                self.next();
             }
-            self.next();
         }
         let t = self.peek();
         if t.line == self.prev_line() && !(t.is('{') || t.is('}') || t.tok == Tok::Eof) {
@@ -786,61 +788,58 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
-    /// `%r: type, .. = op[attrs] %a, .. { nested functions }`.
+    /// `%r: type, .. = op[attrs] %a, .. { nested functions }`; an instruction without results
+    /// (a scan or custom_vjp returning nothing) starts at `=`.
     fn instruction(
         &mut self,
         b: &mut FunctionBuilder,
         scope: &mut HashMap<&'a str, ValueId>,
         depth: usize,
     ) -> Result<(), IrError> {
-        let mut results: Vec<Declared<'a>> = vec![];
-        // An instruction without results (a scan or custom_vjp returning nothing) starts at '='.
-        if self.peek().is('=') {
-            self.next();
-        } else {
-            loop {
-                let t = self.next();
-                let Tok::Value(n) = t.tok else {
-                    return Err(t.err(format!("expected a result '%name', found {}", t.describe())));
-                };
-                if scope.contains_key(n) || results.iter().any(|r| r.0 == n) {
-                    return Err(t.err(format!("value %{n} is already defined")));
-                }
-                self.expect(':', &format!("after result %{n}"))?;
-                results.push((n, self.ty()?, t));
-                let t = self.next();
-                if t.is('=') {
-                    break;
-                } else if !t.is(',') {
-                    return Err(t.err(format!(
-                        "expected ',' or '=' after a result type, found {}",
-                        t.describe()
-                    )));
-                }
+        let mut seen = HashSet::new();
+        let results: Vec<Declared<'a>> = self.list('=', "the result list", |p| {
+            let t = p.next();
+            let Tok::Value(n) = t.tok else {
+                return Err(t.err(format!("expected a result '%name', found {}", t.describe())));
+            };
+            if scope.contains_key(n) || !seen.insert(n) {
+                return Err(t.err(format!("value %{n} is already defined")));
             }
-        }
+            p.expect(':', &format!("after result %{n}"))?;
+            Ok((n, p.ty()?, t))
+        })?;
         let op_tok = self.next();
         let Tok::Ident(name) = op_tok.tok else {
-            return Err(op_tok.err(format!(
-                "expected an op name after '=', found {}",
-                op_tok.describe()
-            )));
+            let found = op_tok.describe();
+            return Err(op_tok.err(format!("expected an op name after '=', found {found}")));
         };
         if !is_known_op(name) {
             return Err(op_tok.err(format!("unknown op '{name}'")));
         }
-        let attrs = self.attrs(name, &op_tok)?;
+        let mut attrs = Attrs {
+            op: name,
+            at: op_tok.clone(),
+            items: vec![],
+        };
+        if self.peek().is('[') {
+            self.next();
+            attrs.items = self.list(']', &format!("the attributes of {name}"), Self::attr)?;
+        }
+        let mut seen = HashSet::new();
+        if let Some(a) = attrs.items.iter().find(|a| !seen.insert(a.name)) {
+            return Err(a
+                .at
+                .err(format!("{name}: attribute '{}' is given twice", a.name)));
+        }
         let args: Vec<ValueId> = self.operands(scope)?.into_iter().map(|(v, ..)| v).collect();
         let mut bodies = vec![];
         if self.peek().is('{') {
             self.next();
             while !self.peek().is('}') {
-                if self.peek().tok != Tok::Ident("func") {
-                    let t = self.peek();
-                    return Err(t.err(format!(
-                        "expected a nested 'func' or '}}', found {}",
-                        t.describe()
-                    )));
+                let t = self.peek();
+                if t.tok != Tok::Ident("func") {
+                    let found = t.describe();
+                    return Err(t.err(format!("expected a nested 'func' or '}}', found {found}")));
                 }
                 bodies.push(self.function(depth + 1)?);
             }
@@ -849,11 +848,8 @@ impl<'a> Parser<'a> {
         let op = build_op(&op_tok, name, attrs, &results, bodies)?;
         let vals = b.push(op, &args).map_err(|e| op_tok.err(e.to_string()))?;
         if vals.len() != results.len() {
-            return Err(op_tok.err(format!(
-                "{name} defines {} result(s), {} declared",
-                vals.len(),
-                results.len()
-            )));
+            let (n, m) = (vals.len(), results.len());
+            return Err(op_tok.err(format!("{name} defines {n} result(s), {m} declared")));
         }
         for (v, (n, ty, at)) in vals.into_iter().zip(results) {
             if *b.ty(v) != ty {
@@ -867,67 +863,23 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Optional `[name=value, ..]` after op `op`.
-    fn attrs(&mut self, op: &'a str, at: &Token<'a>) -> Result<Attrs<'a>, IrError> {
-        let mut attrs = Attrs {
-            op,
-            at: at.clone(),
-            items: vec![],
+    /// `name=value` or `name=[value, ..]`.
+    fn attr(&mut self) -> Result<Attr<'a>, IrError> {
+        let t = self.next();
+        let Tok::Ident(name) = t.tok else {
+            return Err(t.err(format!(
+                "expected an attribute name, found {}",
+                t.describe()
+            )));
         };
-        if !self.peek().is('[') {
-            return Ok(attrs);
-        }
-        self.next();
-        if self.peek().is(']') {
+        self.expect('=', &format!("after attribute name '{name}'"))?;
+        let value = if self.peek().is('[') {
             self.next();
-            return Ok(attrs);
-        }
-        loop {
-            let t = self.next();
-            let Tok::Ident(name) = t.tok else {
-                return Err(t.err(format!(
-                    "expected an attribute name, found {}",
-                    t.describe()
-                )));
-            };
-            if attrs.items.iter().any(|a| a.name == name) {
-                return Err(t.err(format!("{op}: attribute '{name}' is given twice")));
-            }
-            self.expect('=', &format!("after attribute name '{name}'"))?;
-            let value = if self.peek().is('[') {
-                self.next();
-                let mut list = vec![];
-                if self.peek().is(']') {
-                    self.next();
-                } else {
-                    loop {
-                        list.push(self.scalar()?);
-                        let sep = self.next();
-                        if sep.is(']') {
-                            break;
-                        } else if !sep.is(',') {
-                            return Err(sep.err(format!(
-                                "expected ',' or ']' in the list of attribute '{name}', found {}",
-                                sep.describe()
-                            )));
-                        }
-                    }
-                }
-                AttrValue::List(list)
-            } else {
-                AttrValue::One(self.scalar()?)
-            };
-            attrs.items.push(Attr { name, at: t, value });
-            let sep = self.next();
-            if sep.is(']') {
-                return Ok(attrs);
-            } else if !sep.is(',') {
-                return Err(sep.err(format!(
-                    "expected ',' or ']' after an attribute, found {}",
-                    sep.describe()
-                )));
-            }
-        }
+            AttrValue::List(self.list(']', &format!("attribute '{name}'"), Self::scalar)?)
+        } else {
+            AttrValue::One(self.scalar()?)
+        };
+        Ok(Attr { name, at: t, value })
     }
 
     /// A number (optionally negative, or `nan`/`inf`), `true`/`false` or a string.

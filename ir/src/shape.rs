@@ -87,17 +87,26 @@ pub struct TensorType {
 impl TensorType {
     /// A tensor type.
     pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorType {
-        TensorType { dtype, shape: shape.into() }
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
     }
 
     /// A scalar (rank-0) type.
     pub fn scalar(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Shape::scalar() }
+        TensorType {
+            dtype,
+            shape: Shape::scalar(),
+        }
     }
 
     /// Same shape, other element type.
     pub fn with_dtype(&self, dtype: DType) -> TensorType {
-        TensorType { dtype, shape: self.shape.clone() }
+        TensorType {
+            dtype,
+            shape: self.shape.clone(),
+        }
     }
 
     /// Number of elements.

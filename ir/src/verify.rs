@@ -7,7 +7,12 @@ use std::collections::HashSet;
 /// every value defined once and numbered in order, recorded types equal to what the op table
 /// infers, outputs defined, and the same for nested bodies.
 pub fn verify(f: &Function) -> Result<(), IrError> {
-    let err = |msg: String| Err(IrError::Verify { func: f.name.clone(), msg });
+    let err = |msg: String| {
+        Err(IrError::Verify {
+            func: f.name.clone(),
+            msg,
+        })
+    };
     let mut names = HashSet::new();
     for p in &f.params {
         if !names.insert(p.name.as_str()) {
@@ -16,7 +21,10 @@ pub fn verify(f: &Function) -> Result<(), IrError> {
     }
     for (i, p) in f.params.iter().enumerate() {
         if f.types.get(i) != Some(&p.ty) {
-            return err(format!("input %{} has an inconsistent recorded type", p.name));
+            return err(format!(
+                "input %{} has an inconsistent recorded type",
+                p.name
+            ));
         }
     }
     let mut next = f.params.len();
@@ -24,12 +32,18 @@ pub fn verify(f: &Function) -> Result<(), IrError> {
         let describe = || format!("instruction {k} ({})", inst.op.name());
         for a in &inst.args {
             if a.index() >= next {
-                return err(format!("{}: operand {a} is used before it is defined", describe()));
+                return err(format!(
+                    "{}: operand {a} is used before it is defined",
+                    describe()
+                ));
             }
         }
         for r in &inst.results {
             if r.index() != next {
-                return err(format!("{}: result {r} is out of order (expected v{next})", describe()));
+                return err(format!(
+                    "{}: result {r} is out of order (expected v{next})",
+                    describe()
+                ));
             }
             next += 1;
         }
@@ -57,12 +71,18 @@ pub fn verify(f: &Function) -> Result<(), IrError> {
         }
     }
     if next != f.types.len() {
-        return err(format!("{} types recorded for {next} values", f.types.len()));
+        return err(format!(
+            "{} types recorded for {next} values",
+            f.types.len()
+        ));
     }
     let mut out_names = HashSet::new();
     for o in &f.outputs {
         if o.value >= ValueId(next as u32) {
-            return err(format!("output {} returns undefined value {}", o.name, o.value));
+            return err(format!(
+                "output {} returns undefined value {}",
+                o.name, o.value
+            ));
         }
         if !out_names.insert(o.name.as_str()) {
             return err(format!("output name {} is used twice", o.name));

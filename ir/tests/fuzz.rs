@@ -159,3 +159,45 @@ fn huge_numbers_do_not_overflow_or_allocate() {
         assert!(err.contains(want), "{src}: {err}");
     }
 }
+
+#[test]
+fn large_inputs_stay_linear() {
+    let n = 20_000;
+    let mut src = String::from("func @chain(%x: f64[4]) -> (y: f64[4]) {\n  %0: f64[4] = neg %x\n");
+    for i in 1..n {
+        src.push_str(&format!("  %{i}: f64[4] = tanh %{}\n", i - 1));
+    }
+    src.push_str(&format!("  return %{}\n}}\n", n - 1));
+    let start = std::time::Instant::now();
+    let f = parse_function(&src).unwrap();
+    assert_eq!(f.insts.len(), n);
+    assert_eq!(print_function(&f), src);
+    // Many results in one instruction and many attributes are rejected without quadratic work.
+    let results: Vec<String> = (0..n).map(|i| format!("%r{i}: f64[]")).collect();
+    let src = format!(
+        "func @f() -> () {{\n  {} = constant[value=1.0]\n  return\n}}\n",
+        results.join(", ")
+    );
+    assert!(
+        parse_function(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("constant defines one result")
+    );
+    let attrs: Vec<String> = (0..n).map(|i| format!("a{i}=1")).collect();
+    let src = format!(
+        "func @f() -> () {{\n  %0: f64[] = constant[value=1.0, {}]\n  return\n}}\n",
+        attrs.join(", ")
+    );
+    assert!(
+        parse_function(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown attribute 'a0'")
+    );
+    assert!(
+        start.elapsed().as_secs_f64() < 5.0,
+        "took {:?}",
+        start.elapsed()
+    );
+}

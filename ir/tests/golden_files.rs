@@ -70,7 +70,7 @@ fn golden_files_print_back_identically() {
 fn every_op_files_use_every_op_and_share_their_structure() {
     for name in ["every_op.ir", "every_op_f32.ir"] {
         let mut used = BTreeSet::new();
-        for_each_op(&parse_file(name), &mut |op| {
+        for_each_op(&parse_file(name), &mut |op, _| {
             used.insert(op.name());
         });
         let missing: Vec<&str> = all_op_names()

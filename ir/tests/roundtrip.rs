@@ -3,7 +3,9 @@
 
 mod common;
 
-use brainlift_ir::{DType, Op, parse_function, print_function, verify};
+use brainlift_ir::{
+    BinaryOp, CompareOp, DType, Op, ReduceOp, UnaryOp, parse_function, print_function, verify,
+};
 use common::{all_op_names, for_each_op, random_function};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -33,8 +35,11 @@ proptest! {
 /// Feature keys of every op in `f`: the op name plus the variants worth covering.
 fn features(f: &brainlift_ir::Function) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    for_each_op(f, &mut |op| {
+    for_each_op(f, &mut |op, dtype| {
         keys.insert(op.name().to_string());
+        if let Some(d) = dtype {
+            keys.insert(format!("{} on {d}", op.name()));
+        }
         match op {
             Op::Constant(c) => {
                 keys.insert(format!("constant {}", c.ty.dtype));
@@ -77,7 +82,7 @@ fn features(f: &brainlift_ir::Function) -> BTreeSet<String> {
                 if s.body.params.len() > s.num_carry + s.num_xs {
                     keys.insert("scan consts".into());
                 }
-                for_each_op(&s.body, &mut |o| {
+                for_each_op(&s.body, &mut |o, _| {
                     if o.name() == "scan" {
                         keys.insert("nested scan".into());
                     }
@@ -92,7 +97,7 @@ fn features(f: &brainlift_ir::Function) -> BTreeSet<String> {
 #[test]
 fn generator_covers_every_op_and_variant() {
     let mut seen = BTreeSet::new();
-    for seed in 0..400 {
+    for seed in 0..600 {
         let f = random_function(seed);
         seen.extend(features(&f));
     }
@@ -101,6 +106,49 @@ fn generator_covers_every_op_and_variant() {
         want.push(format!("constant {d}"));
         want.push(format!("cast to {d}"));
     }
+    // Every op on every dtype it accepts.
+    let (floats, numeric) = (
+        &[DType::F32, DType::F64][..],
+        &[DType::F32, DType::F64, DType::I32][..],
+    );
+    let mut on = |names: Vec<&str>, dtypes: &[DType]| {
+        for n in names {
+            want.extend(dtypes.iter().map(|d| format!("{n} on {d}")));
+        }
+    };
+    for u in UnaryOp::ALL {
+        on(
+            vec![u.name()],
+            if u.allows_int() { numeric } else { floats },
+        );
+    }
+    for b in BinaryOp::ALL {
+        on(
+            vec![b.name()],
+            if b.allows_int() { numeric } else { floats },
+        );
+    }
+    on(
+        CompareOp::ALL.iter().map(|c| c.name()).collect(),
+        &DType::ALL,
+    );
+    on(ReduceOp::ALL.iter().map(|r| r.name()).collect(), numeric);
+    on(vec!["iota", "argmax", "matmul", "cumsum"], numeric);
+    on(
+        vec![
+            "constant",
+            "select",
+            "cast",
+            "broadcast",
+            "reshape",
+            "transpose",
+            "slice",
+            "pad",
+        ],
+        &DType::ALL,
+    );
+    on(vec!["concat", "stop_gradient", "scan"], &DType::ALL);
+    on(vec!["custom_vjp"], floats);
     for d in [DType::F32, DType::F64] {
         for k in ["nan", "inf", "-0.0", "finite"] {
             want.push(format!("constant {d} {k}"));

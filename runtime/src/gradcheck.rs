@@ -51,27 +51,50 @@ pub struct GradCheckReport {
 /// `inputs` (see the module doc for the step and the error measure).
 ///
 /// Errors: `f` not a scalar-loss function or a bad `wrt` (from AD), inputs not matching `f`.
-pub fn check_grad(f: &Function, wrt: &[usize], inputs: &[Tensor]) -> Result<GradCheckReport, RuntimeError> {
+pub fn check_grad(
+    f: &Function,
+    wrt: &[usize],
+    inputs: &[Tensor],
+) -> Result<GradCheckReport, RuntimeError> {
     let g = brainlift_compiler::ad::grad(f, wrt)?;
     crate::check_inputs(f, inputs)?;
     let eval = |xs: &[Tensor]| -> Result<f64, RuntimeError> {
         let out = interpret(f, xs)?;
-        out[0].item().ok_or_else(|| RuntimeError::Input { func: f.name.clone(), msg: "loss is not a scalar".into() })
+        out[0].item().ok_or_else(|| RuntimeError::Input {
+            func: f.name.clone(),
+            msg: "loss is not a scalar".into(),
+        })
     };
     let value = eval(inputs)?;
     let grads = interpret(&g, inputs)?;
     let floor = 1e-3 * value.abs().max(1.0);
-    let mut report = GradCheckReport { value, inputs: vec![], max_err: 0.0 };
+    let mut report = GradCheckReport {
+        value,
+        inputs: vec![],
+        max_err: 0.0,
+    };
     let mut xs = inputs.to_vec();
     for (k, &i) in wrt.iter().enumerate() {
         let analytic = grads[k].to_f64_vec();
         let base = inputs[i].to_f64_vec();
         let ty = inputs[i].ty().clone();
-        let mut worst = InputCheck { name: f.params[i].name.clone(), max_err: 0.0, worst_index: 0, analytic: 0.0, numeric: 0.0 };
+        let mut worst = InputCheck {
+            name: f.params[i].name.clone(),
+            max_err: 0.0,
+            worst_index: 0,
+            analytic: 0.0,
+            numeric: 0.0,
+        };
         for (e, &x0) in base.iter().enumerate() {
             let h = 1e-6 * x0.abs().max(1.0);
             let mut v = base.clone();
-            let round = |x: f64| if ty.dtype == DType::F32 { x as f32 as f64 } else { x };
+            let round = |x: f64| {
+                if ty.dtype == DType::F32 {
+                    x as f32 as f64
+                } else {
+                    x
+                }
+            };
             let (xp, xm) = (round(x0 + h), round(x0 - h));
             v[e] = xp;
             xs[i] = Tensor::from_f64_values(ty.clone(), &v)?;
@@ -83,7 +106,13 @@ pub fn check_grad(f: &Function, wrt: &[usize], inputs: &[Tensor]) -> Result<Grad
             let a = analytic[e];
             let err = (a - numeric).abs() / a.abs().max(numeric.abs()).max(floor);
             if err > worst.max_err || err.is_nan() {
-                worst = InputCheck { max_err: if err.is_nan() { f64::INFINITY } else { err }, worst_index: e, analytic: a, numeric, ..worst };
+                worst = InputCheck {
+                    max_err: if err.is_nan() { f64::INFINITY } else { err },
+                    worst_index: e,
+                    analytic: a,
+                    numeric,
+                    ..worst
+                };
             }
         }
         xs[i] = inputs[i].clone();

@@ -18,7 +18,8 @@
 //!   arithmetic exactly (no double-rounding issue: `f64` has more than `2*24+2` bits);
 //!   for transcendental ops (`exp`, `log`, `tanh`, `sigmoid`, `pow`) it is the correctly rounded
 //!   `f32` of the `f64` library result. The elementwise definitions are [`UnaryOp::eval`],
-//!   [`BinaryOp::eval`] and [`CompareOp::eval`] (one definition shared with the other crates).
+//!   [`BinaryOp::eval`] and [`CompareOp::eval`](brainlift_ir::CompareOp::eval) (one
+//!   definition shared with the other crates).
 //! - **Compound ops** (`reduce_*`, `matmul`, `cumsum`) accumulate in `f64`, in increasing index
 //!   order along the reduced / contracted axis (decreasing for a reverse cumsum), with
 //!   [`ReduceOp::combine`], and round each *result element* once. In particular an `f32` sum is
@@ -101,15 +102,24 @@ fn run_verified(f: &Function, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeE
             let d = t.dtype();
             // Normalise (e.g. bool bytes other than 0/1); the identity for the other types.
             let data = t.to_f64_vec().into_iter().map(|x| d.round(x)).collect();
-            Rc::new(Value { ty: t.ty().clone(), data })
+            Rc::new(Value {
+                ty: t.ty().clone(),
+                data,
+            })
         })
         .collect();
     let outs = eval_function(f, vals)?;
-    outs.iter().map(|v| Tensor::from_f64_values(v.ty.clone(), &v.data)).collect()
+    outs.iter()
+        .map(|v| Tensor::from_f64_values(v.ty.clone(), &v.data))
+        .collect()
 }
 
 fn internal(op: &str, msg: String) -> RuntimeError {
-    RuntimeError::Unsupported { backend: "interpreter".into(), op: op.into(), msg }
+    RuntimeError::Unsupported {
+        backend: "interpreter".into(),
+        op: op.into(),
+        msg,
+    }
 }
 
 /// Runs a (verified) function on values of the right types.
@@ -117,7 +127,12 @@ fn eval_function(f: &Function, inputs: Vec<Rv>) -> Result<Vec<Rv>, RuntimeError>
     if inputs.len() != f.params.len() {
         return Err(internal(
             "call",
-            format!("@{} expects {} inputs, got {}", f.name, f.params.len(), inputs.len()),
+            format!(
+                "@{} expects {} inputs, got {}",
+                f.name,
+                f.params.len(),
+                inputs.len()
+            ),
         ));
     }
     let mut env: Vec<Option<Rv>> = vec![None; f.types.len()];
@@ -131,21 +146,31 @@ fn eval_function(f: &Function, inputs: Vec<Rv>) -> Result<Vec<Rv>, RuntimeError>
     };
     for inst in &f.insts {
         let name = inst.op.name();
-        let args: Vec<Rv> =
-            inst.args.iter().map(|&a| get(&env, a, name)).collect::<Result<_, _>>()?;
+        let args: Vec<Rv> = inst
+            .args
+            .iter()
+            .map(|&a| get(&env, a, name))
+            .collect::<Result<_, _>>()?;
         let out_tys: Vec<TensorType> = inst.results.iter().map(|&r| f.ty(r).clone()).collect();
         let outs = eval_op(&inst.op, &args, &out_tys)?;
         if outs.len() != inst.results.len() {
             return Err(internal(
                 name,
-                format!("produced {} results, expected {}", outs.len(), inst.results.len()),
+                format!(
+                    "produced {} results, expected {}",
+                    outs.len(),
+                    inst.results.len()
+                ),
             ));
         }
         for (&r, v) in inst.results.iter().zip(outs) {
             env[r.index()] = Some(v);
         }
     }
-    f.outputs.iter().map(|o| get(&env, o.value, "return")).collect()
+    f.outputs
+        .iter()
+        .map(|o| get(&env, o.value, "return"))
+        .collect()
 }
 
 /// Calls `f(flat, idx)` for every multi-index of `dims`, in row-major order.
@@ -201,7 +226,10 @@ fn i32_binary(op: BinaryOp, a: i32, b: i32) -> i32 {
 }
 
 fn one(ty: &TensorType, data: Vec<f64>) -> Result<Vec<Rv>, RuntimeError> {
-    Ok(vec![Rc::new(Value { ty: ty.clone(), data })])
+    Ok(vec![Rc::new(Value {
+        ty: ty.clone(),
+        data,
+    })])
 }
 
 /// Evaluates one op. `out` are the result types recorded in the (verified) function.
@@ -210,7 +238,10 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
     // Arity is guaranteed by verification; checked here so that nothing can index out of range.
     let need = |n: usize| -> Result<(), RuntimeError> {
         if args.len() < n || out.is_empty() {
-            Err(internal(name, format!("expected {n} operands, got {}", args.len())))
+            Err(internal(
+                name,
+                format!("expected {n} operands, got {}", args.len()),
+            ))
         } else {
             Ok(())
         }
@@ -219,20 +250,29 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
         Op::Constant(c) => {
             need(0)?;
             let d = out[0].dtype;
-            one(&out[0], (0..out[0].numel()).map(|i| d.round(c.get(i))).collect())
+            one(
+                &out[0],
+                (0..out[0].numel()).map(|i| d.round(c.get(i))).collect(),
+            )
         }
         Op::Iota { axis, .. } => {
             need(0)?;
             let d = out[0].dtype;
             let mut data = Vec::with_capacity(out[0].numel());
-            for_each_index(out[0].dims(), |_, idx| data.push(d.round(idx[*axis] as f64)));
+            for_each_index(out[0].dims(), |_, idx| {
+                data.push(d.round(idx[*axis] as f64))
+            });
             one(&out[0], data)
         }
         Op::Unary(u) => {
             need(1)?;
             let d = out[0].dtype;
             let data = if d == DType::I32 {
-                args[0].data.iter().map(|&x| i32_unary(*u, x as i32) as f64).collect()
+                args[0]
+                    .data
+                    .iter()
+                    .map(|&x| i32_unary(*u, x as i32) as f64)
+                    .collect()
             } else {
                 args[0].data.iter().map(|&x| d.round(u.eval(x))).collect()
             };
@@ -243,22 +283,34 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             let d = out[0].dtype;
             let (x, y) = (&args[0].data, &args[1].data);
             let data = if d == DType::I32 {
-                x.iter().zip(y).map(|(&p, &q)| i32_binary(*b, p as i32, q as i32) as f64).collect()
+                x.iter()
+                    .zip(y)
+                    .map(|(&p, &q)| i32_binary(*b, p as i32, q as i32) as f64)
+                    .collect()
             } else {
-                x.iter().zip(y).map(|(&p, &q)| d.round(b.eval(p, q))).collect()
+                x.iter()
+                    .zip(y)
+                    .map(|(&p, &q)| d.round(b.eval(p, q)))
+                    .collect()
             };
             one(&out[0], data)
         }
         Op::Compare(c) => {
             need(2)?;
             let (x, y) = (&args[0].data, &args[1].data);
-            let data = x.iter().zip(y).map(|(&p, &q)| if c.eval(p, q) { 1.0 } else { 0.0 });
+            let data = x
+                .iter()
+                .zip(y)
+                .map(|(&p, &q)| if c.eval(p, q) { 1.0 } else { 0.0 });
             one(&out[0], data.collect())
         }
         Op::Select => {
             need(3)?;
             let (p, a, b) = (&args[0].data, &args[1].data, &args[2].data);
-            let data = p.iter().zip(a.iter().zip(b)).map(|(&p, (&a, &b))| if p != 0.0 { a } else { b });
+            let data = p
+                .iter()
+                .zip(a.iter().zip(b))
+                .map(|(&p, (&a, &b))| if p != 0.0 { a } else { b });
             one(&out[0], data.collect())
         }
         Op::Cast(d) => {
@@ -280,7 +332,13 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             let mut data = Vec::with_capacity(out[0].numel());
             for_each_index(out[0].dims(), |_, idx| {
                 let off: usize = (0..in_dims.len())
-                    .map(|i| if in_dims[i] == 1 { 0 } else { idx[dims[i]] * in_strides[i] })
+                    .map(|i| {
+                        if in_dims[i] == 1 {
+                            0
+                        } else {
+                            idx[dims[i]] * in_strides[i]
+                        }
+                    })
                     .sum();
                 data.push(a.data[off]);
             });
@@ -292,7 +350,11 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             let in_strides = a.ty.shape.strides();
             let mut data = Vec::with_capacity(out[0].numel());
             for_each_index(out[0].dims(), |_, idx| {
-                let off: usize = perm.iter().enumerate().map(|(i, &p)| idx[i] * in_strides[p]).sum();
+                let off: usize = perm
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| idx[i] * in_strides[p])
+                    .sum();
                 data.push(a.data[off]);
             });
             one(&out[0], data)
@@ -303,7 +365,9 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             let in_strides = a.ty.shape.strides();
             let mut data = Vec::with_capacity(out[0].numel());
             for_each_index(out[0].dims(), |_, idx| {
-                let off: usize = (0..idx.len()).map(|i| (start[i] + idx[i]) * in_strides[i]).sum();
+                let off: usize = (0..idx.len())
+                    .map(|i| (start[i] + idx[i]) * in_strides[i])
+                    .sum();
                 data.push(a.data[off]);
             });
             one(&out[0], data)
@@ -314,7 +378,9 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             let out_strides = out[0].shape.strides();
             let mut data = vec![0.0; out[0].numel()];
             for_each_index(a.ty.dims(), |flat, idx| {
-                let off: usize = (0..idx.len()).map(|i| (low[i] + idx[i]) * out_strides[i]).sum();
+                let off: usize = (0..idx.len())
+                    .map(|i| (low[i] + idx[i]) * out_strides[i])
+                    .sum();
                 data[off] = a.data[flat];
             });
             one(&out[0], data)
@@ -359,7 +425,10 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
             }
             one(&out[0], data)
         }
-        Op::Matmul { transpose_lhs, transpose_rhs } => {
+        Op::Matmul {
+            transpose_lhs,
+            transpose_rhs,
+        } => {
             need(2)?;
             eval_matmul(&args[0], &args[1], *transpose_lhs, *transpose_rhs, &out[0])
         }
@@ -395,7 +464,12 @@ fn eval_op(op: &Op, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, RuntimeE
     }
 }
 
-fn eval_reduce(r: ReduceOp, axes: &[usize], a: &Value, out: &TensorType) -> Result<Vec<Rv>, RuntimeError> {
+fn eval_reduce(
+    r: ReduceOp,
+    axes: &[usize],
+    a: &Value,
+    out: &TensorType,
+) -> Result<Vec<Rv>, RuntimeError> {
     let d = out.dtype;
     let out_strides = out.shape.strides();
     // For each operand axis: the output stride it moves along (0 for a reduced axis).
@@ -426,11 +500,20 @@ fn eval_reduce(r: ReduceOp, axes: &[usize], a: &Value, out: &TensorType) -> Resu
     one(out, acc.into_iter().map(|x| d.round(x)).collect())
 }
 
-fn eval_matmul(a: &Value, b: &Value, tl: bool, tr: bool, out: &TensorType) -> Result<Vec<Rv>, RuntimeError> {
+fn eval_matmul(
+    a: &Value,
+    b: &Value,
+    tl: bool,
+    tr: bool,
+    out: &TensorType,
+) -> Result<Vec<Rv>, RuntimeError> {
     let (ad, bd) = (a.ty.dims(), b.ty.dims());
     let r = ad.len();
     if r < 2 || bd.len() != r {
-        return Err(internal("matmul", format!("bad operand types {} and {}", a.ty, b.ty)));
+        return Err(internal(
+            "matmul",
+            format!("bad operand types {} and {}", a.ty, b.ty),
+        ));
     }
     let batch: usize = ad[..r - 2].iter().product();
     let (a0, a1, b0, b1) = (ad[r - 2], ad[r - 1], bd[r - 2], bd[r - 1]);
@@ -489,14 +572,21 @@ fn eval_scan(s: &Scan, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, Runti
             let dims = x.ty.dims();
             let per: usize = dims[1..].iter().product();
             let data = x.data[t * per..(t + 1) * per].to_vec();
-            inputs.push(Rc::new(Value { ty: TensorType::new(x.ty.dtype, &dims[1..]), data }));
+            inputs.push(Rc::new(Value {
+                ty: TensorType::new(x.ty.dtype, &dims[1..]),
+                data,
+            }));
         }
         inputs.extend(consts.iter().cloned());
         let outs = eval_function(&s.body, inputs)?;
         if outs.len() != nc + ys.len() {
             return Err(internal(
                 "scan",
-                format!("body returned {} values, expected {}", outs.len(), nc + ys.len()),
+                format!(
+                    "body returned {} values, expected {}",
+                    outs.len(),
+                    nc + ys.len()
+                ),
             ));
         }
         let mut outs = outs.into_iter();
@@ -504,14 +594,20 @@ fn eval_scan(s: &Scan, args: &[Rv], out: &[TensorType]) -> Result<Vec<Rv>, Runti
         for (buf, y) in ys.iter_mut().zip(outs) {
             let per = y.data.len();
             let dst = buf.get_mut(t * per..(t + 1) * per).ok_or_else(|| {
-                internal("scan", format!("body output {} does not fit the stacked ys", y.ty))
+                internal(
+                    "scan",
+                    format!("body output {} does not fit the stacked ys", y.ty),
+                )
             })?;
             dst.copy_from_slice(&y.data);
         }
     }
     let mut res = carry;
     for (ty, data) in ys_tys.iter().zip(ys) {
-        res.push(Rc::new(Value { ty: ty.clone(), data }));
+        res.push(Rc::new(Value {
+            ty: ty.clone(),
+            data,
+        }));
     }
     Ok(res)
 }

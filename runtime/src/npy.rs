@@ -24,7 +24,10 @@ use npyz::{NpyFile, Order, TypeChar, WriteOptions, WriterBuilder};
 use std::path::Path;
 
 fn io_err(path: &str, msg: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::Io { path: path.to_string(), msg: msg.to_string() }
+    RuntimeError::Io {
+        path: path.to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Reads a `.npy` file into a tensor (see the module documentation for the accepted dtypes).
@@ -41,7 +44,8 @@ pub fn read_npy_bytes(bytes: &[u8]) -> Result<Tensor, RuntimeError> {
 }
 
 fn read_npy_named(bytes: &[u8], name: &str) -> Result<Tensor, RuntimeError> {
-    let npy = NpyFile::new(bytes).map_err(|e| io_err(name, format!("not a valid .npy file: {e}")))?;
+    let npy =
+        NpyFile::new(bytes).map_err(|e| io_err(name, format!("not a valid .npy file: {e}")))?;
     let shape: Vec<usize> = npy
         .shape()
         .iter()
@@ -73,22 +77,37 @@ fn read_npy_named(bytes: &[u8], name: &str) -> Result<Tensor, RuntimeError> {
     };
     let read_err = |e: std::io::Error| io_err(name, format!("reading {} data: {e}", dtype.descr()));
     let (dt, data) = match (ts.type_char(), ts.size_field()) {
-        (TypeChar::Float, 8) => (DType::F64, TensorData::F64(npy.into_vec::<f64>().map_err(read_err)?)),
-        (TypeChar::Float, 4) => (DType::F32, TensorData::F32(npy.into_vec::<f32>().map_err(read_err)?)),
-        (TypeChar::Int, 4) => (DType::I32, TensorData::I32(npy.into_vec::<i32>().map_err(read_err)?)),
+        (TypeChar::Float, 8) => (
+            DType::F64,
+            TensorData::F64(npy.into_vec::<f64>().map_err(read_err)?),
+        ),
+        (TypeChar::Float, 4) => (
+            DType::F32,
+            TensorData::F32(npy.into_vec::<f32>().map_err(read_err)?),
+        ),
+        (TypeChar::Int, 4) => (
+            DType::I32,
+            TensorData::I32(npy.into_vec::<i32>().map_err(read_err)?),
+        ),
         (TypeChar::Int, 8) => {
             let v = npy.into_vec::<i64>().map_err(read_err)?;
             let mut out = Vec::with_capacity(v.len());
             for (i, x) in v.into_iter().enumerate() {
                 out.push(i32::try_from(x).map_err(|_| {
-                    io_err(name, format!("int64 value {x} at flat index {i} does not fit in i32"))
+                    io_err(
+                        name,
+                        format!("int64 value {x} at flat index {i} does not fit in i32"),
+                    )
                 })?);
             }
             (DType::I32, TensorData::I32(out))
         }
         (TypeChar::Bool, 1) => {
             let v = npy.into_vec::<bool>().map_err(read_err)?;
-            (DType::Bool, TensorData::Bool(v.into_iter().map(u8::from).collect()))
+            (
+                DType::Bool,
+                TensorData::Bool(v.into_iter().map(u8::from).collect()),
+            )
         }
         (TypeChar::Uint, 1) => {
             let v = npy.into_vec::<u8>().map_err(read_err)?;
@@ -135,7 +154,11 @@ fn write_slice<T: npyz::AutoSerialize>(
     shape: &[u64],
     items: impl IntoIterator<Item = T>,
 ) -> std::io::Result<()> {
-    let mut w = WriteOptions::new().default_dtype().shape(shape).writer(buf).begin_nd()?;
+    let mut w = WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(buf)
+        .begin_nd()?;
     w.extend(items)?;
     w.finish()
 }

@@ -54,7 +54,10 @@ impl Tensor {
 
     /// A scalar `f64`.
     pub fn scalar_f64(x: f64) -> Tensor {
-        Tensor { ty: TensorType::scalar(DType::F64), data: TensorData::F64(vec![x]) }
+        Tensor {
+            ty: TensorType::scalar(DType::F64),
+            data: TensorData::F64(vec![x]),
+        }
     }
 
     /// A tensor of any type from `f64` values, each converted with [`DType::round`].
@@ -145,7 +148,11 @@ impl Tensor {
 
     /// The single element of a one-element tensor, as `f64`.
     pub fn item(&self) -> Option<f64> {
-        if self.numel() == 1 { Some(self.to_f64_vec()[0]) } else { None }
+        if self.numel() == 1 {
+            Some(self.to_f64_vec()[0])
+        } else {
+            None
+        }
     }
 
     /// Same data viewed with another shape of equal size.

@@ -31,11 +31,22 @@ fn io_msg(r: Result<Tensor, RuntimeError>) -> String {
 #[test]
 fn round_trip_every_dtype() {
     let ts = [
-        Tensor::from_f64(vec![2, 3], vec![1.0, -2.5, f64::NAN, f64::INFINITY, 0.1, -0.0]).unwrap(),
+        Tensor::from_f64(
+            vec![2, 3],
+            vec![1.0, -2.5, f64::NAN, f64::INFINITY, 0.1, -0.0],
+        )
+        .unwrap(),
         Tensor::from_f32(vec![3], vec![0.1, -1e30, 7.0]).unwrap(),
-        Tensor::new(TensorType::new(DType::I32, [2, 2]), TensorData::I32(vec![i32::MIN, -1, 0, i32::MAX]))
-            .unwrap(),
-        Tensor::new(TensorType::new(DType::Bool, [4]), TensorData::Bool(vec![1, 0, 0, 1])).unwrap(),
+        Tensor::new(
+            TensorType::new(DType::I32, [2, 2]),
+            TensorData::I32(vec![i32::MIN, -1, 0, i32::MAX]),
+        )
+        .unwrap(),
+        Tensor::new(
+            TensorType::new(DType::Bool, [4]),
+            TensorData::Bool(vec![1, 0, 0, 1]),
+        )
+        .unwrap(),
         Tensor::scalar_f64(3.25),
         Tensor::from_f64(vec![0, 5], vec![]).unwrap(),
     ];
@@ -43,7 +54,10 @@ fn round_trip_every_dtype() {
         let back = read_npy_bytes(&write_npy_bytes(t).unwrap()).unwrap();
         assert_eq!(back.ty(), t.ty());
         let (a, b) = (back.to_f64_vec(), t.to_f64_vec());
-        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{a:?} vs {b:?}");
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{a:?} vs {b:?}"
+        );
     }
 }
 
@@ -82,8 +96,15 @@ fn int64_is_narrowed_with_overflow_check() {
     let ok = read_npy_bytes(&npy_of::<i64>(&[3], Order::C, vec![-5, 0, i32::MAX as i64])).unwrap();
     assert_eq!(ok.ty(), &TensorType::new(DType::I32, [3]));
     assert_eq!(ok.data(), &TensorData::I32(vec![-5, 0, i32::MAX]));
-    let m = io_msg(read_npy_bytes(&npy_of::<i64>(&[2], Order::C, vec![1, 1 << 40])));
-    assert!(m.contains("1099511627776") && m.contains("flat index 1") && m.contains("i32"), "{m}");
+    let m = io_msg(read_npy_bytes(&npy_of::<i64>(
+        &[2],
+        Order::C,
+        vec![1, 1 << 40],
+    )));
+    assert!(
+        m.contains("1099511627776") && m.contains("flat index 1") && m.contains("i32"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -94,12 +115,19 @@ fn uint8_and_bool_masks() {
     let t = read_npy_bytes(&npy_of::<bool>(&[3], Order::C, vec![true, false, true])).unwrap();
     assert_eq!(t.data(), &TensorData::Bool(vec![1, 0, 1]));
     let m = io_msg(read_npy_bytes(&npy_of::<u8>(&[3], Order::C, vec![0, 7, 1])));
-    assert!(m.contains("uint8") && m.contains("is 7") && m.contains("int32"), "{m}");
+    assert!(
+        m.contains("uint8") && m.contains("is 7") && m.contains("int32"),
+        "{m}"
+    );
 }
 
 #[test]
 fn fortran_order_is_rejected_for_rank_2() {
-    let m = io_msg(read_npy_bytes(&npy_of::<f64>(&[2, 2], Order::Fortran, vec![1., 2., 3., 4.])));
+    let m = io_msg(read_npy_bytes(&npy_of::<f64>(
+        &[2, 2],
+        Order::Fortran,
+        vec![1., 2., 3., 4.],
+    )));
     assert!(m.contains("Fortran") && m.contains("[2, 2]"), "{m}");
     // Rank 1: both orders are the same layout.
     let t = read_npy_bytes(&npy_of::<f64>(&[2], Order::Fortran, vec![1., 2.])).unwrap();
@@ -113,7 +141,10 @@ fn unsupported_dtypes_and_garbage() {
     let m = io_msg(read_npy_bytes(&npy_of::<u32>(&[1], Order::C, vec![1])));
     assert!(m.contains("unsupported dtype") && m.contains("u4"), "{m}");
     let m = io_msg(read_npy_bytes(b"definitely not numpy"));
-    assert!(m.contains("<bytes>") && m.contains("not a valid .npy"), "{m}");
+    assert!(
+        m.contains("<bytes>") && m.contains("not a valid .npy"),
+        "{m}"
+    );
     // Truncated data.
     let mut b = npy_of::<f64>(&[4], Order::C, vec![1., 2., 3., 4.]);
     b.truncate(b.len() - 3);
@@ -143,17 +174,29 @@ fn random_inputs_are_seeded_and_in_range() {
 
     let x = a[0].to_f64_vec();
     assert!(x.iter().all(|&v| (-1.0..1.0).contains(&v)));
-    assert!(x.iter().any(|&v| v < -0.9) && x.iter().any(|&v| v > 0.9), "covers [-1, 1]");
+    assert!(
+        x.iter().any(|&v| v < -0.9) && x.iter().any(|&v| v > 0.9),
+        "covers [-1, 1]"
+    );
     let tau = a[1].to_f64_vec();
     assert!(tau.iter().all(|&v| (0.1..=2.0).contains(&v)));
-    assert!(tau.iter().any(|&v| v < 0.2) && tau.iter().any(|&v| v > 1.9), "covers [0.1, 2]");
+    assert!(
+        tau.iter().any(|&v| v < 0.2) && tau.iter().any(|&v| v > 1.9),
+        "covers [0.1, 2]"
+    );
     let label = a[2].to_f64_vec();
     for k in 0..4 {
         let n = label.iter().filter(|&&v| v == k as f64).count();
-        assert!((180..320).contains(&n), "label {k} drawn {n} times out of 1000");
+        assert!(
+            (180..320).contains(&n),
+            "label {k} drawn {n} times out of 1000"
+        );
     }
     assert!(label.iter().all(|&v| (0.0..4.0).contains(&v)));
     let ones = a[3].to_f64_vec().iter().filter(|&&v| v == 1.0).count();
-    assert!((400..600).contains(&ones), "{ones} of 1000 mask values are true");
+    assert!(
+        (400..600).contains(&ones),
+        "{ones} of 1000 mask values are true"
+    );
     assert_eq!(a[4].numel(), 0);
 }

@@ -11,10 +11,12 @@ use rand::{RngExt, SeedableRng};
 pub fn vals(seed: u64, n: usize, lo: f64, hi: f64, kinks: &[f64], gap: f64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
-        .map(|_| loop {
-            let x: f64 = rng.random_range(lo..hi);
-            if kinks.iter().all(|k| (x - k).abs() >= gap) {
-                break x;
+        .map(|_| {
+            loop {
+                let x: f64 = rng.random_range(lo..hi);
+                if kinks.iter().all(|k| (x - k).abs() >= gap) {
+                    break x;
+                }
             }
         })
         .collect()
@@ -40,10 +42,16 @@ pub fn f64t(shape: &[usize]) -> TensorType {
 pub fn weighted_sum(b: &mut FunctionBuilder, v: ValueId) -> ValueId {
     let ty = b.ty(v).clone();
     let w = vals(99, ty.numel(), 0.5, 1.5, &[], 0.0);
-    let c = b.push1(Op::Constant(Constant::from_values(ty.clone(), w)), &[]).unwrap();
+    let c = b
+        .push1(Op::Constant(Constant::from_values(ty.clone(), w)), &[])
+        .unwrap();
     let m = b.mul(v, c).unwrap();
     let axes: Vec<usize> = (0..ty.rank()).collect();
-    if axes.is_empty() { m } else { b.reduce(ReduceOp::Sum, m, axes).unwrap() }
+    if axes.is_empty() {
+        m
+    } else {
+        b.reduce(ReduceOp::Sum, m, axes).unwrap()
+    }
 }
 
 /// Finishes `b` with the single output `loss`.
@@ -56,5 +64,10 @@ pub fn finish(b: FunctionBuilder, loss: ValueId) -> Function {
 /// Asserts that the reverse-mode gradient matches finite differences to `tol`.
 pub fn assert_grad(f: &Function, wrt: &[usize], inputs: &[Tensor], tol: f64) {
     let r = check_grad(f, wrt, inputs).unwrap_or_else(|e| panic!("@{}: {e}", f.name));
-    assert!(r.max_err <= tol, "@{}: gradient check failed: {:#?}", f.name, r);
+    assert!(
+        r.max_err <= tol,
+        "@{}: gradient check failed: {:#?}",
+        f.name,
+        r
+    );
 }

@@ -50,7 +50,9 @@ pub enum ChaosError {
         max: usize,
     },
     /// `subset(start, end)` out of range.
-    #[error("subset: rows {start}..{end} invalid for a series of {len} rows (need start < end <= len)")]
+    #[error(
+        "subset: rows {start}..{end} invalid for a series of {len} rows (need start < end <= len)"
+    )]
     Subset {
         /// First row requested.
         start: usize,
@@ -128,10 +130,7 @@ impl ChaosSeries {
             });
         }
         let f = self.num_features;
-        Ok((
-            self.data[start * f..end * f].to_vec(),
-            [1, end - start, f],
-        ))
+        Ok((self.data[start * f..end * f].to_vec(), [1, end - start, f]))
     }
 }
 

@@ -37,7 +37,9 @@ pub enum LoadError {
         message: String,
     },
     /// The `.npy` dtype is not one of f8, f4, i8, i4.
-    #[error("{source_name}: unsupported .npy dtype {dtype}, expected float64, float32, int64 or int32")]
+    #[error(
+        "{source_name}: unsupported .npy dtype {dtype}, expected float64, float32, int64 or int32"
+    )]
     UnsupportedDtype {
         /// Path or source label.
         source_name: String,
@@ -65,7 +67,9 @@ pub enum LoadError {
         detail: String,
     },
     /// A CSV row has a different number of columns from the first row.
-    #[error("{source_name}: line {line} has {got} columns, expected {expected} (as the first data row)")]
+    #[error(
+        "{source_name}: line {line} has {got} columns, expected {expected} (as the first data row)"
+    )]
     Ragged {
         /// Path or source label.
         source_name: String,
@@ -121,6 +125,10 @@ impl BatchSeries {
     /// Features per step.
     pub fn features(&self) -> usize {
         self.shape[2]
+    }
+    /// The values rounded to f32 (for f32 models).
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.data.iter().map(|&v| v as f32).collect()
     }
 }
 
@@ -181,7 +189,11 @@ pub fn load_npy(path: impl AsRef<Path>, opts: &NpyOptions) -> Result<BatchSeries
 }
 
 /// Parses `.npy` bytes; `source_name` labels errors.
-pub fn parse_npy(bytes: &[u8], source_name: &str, opts: &NpyOptions) -> Result<BatchSeries, LoadError> {
+pub fn parse_npy(
+    bytes: &[u8],
+    source_name: &str,
+    opts: &NpyOptions,
+) -> Result<BatchSeries, LoadError> {
     let npy_err = |e: std::io::Error| LoadError::Npy {
         source_name: source_name.to_string(),
         message: e.to_string(),
@@ -311,7 +323,11 @@ pub fn load_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<BatchSeries
 }
 
 /// Parses CSV text; `source_name` labels errors.
-pub fn parse_csv(text: &str, source_name: &str, opts: &CsvOptions) -> Result<BatchSeries, LoadError> {
+pub fn parse_csv(
+    text: &str,
+    source_name: &str,
+    opts: &CsvOptions,
+) -> Result<BatchSeries, LoadError> {
     let mut delimiter = opts.delimiter;
     let mut header_pending = opts.header != CsvHeader::Absent;
     let mut cols: Option<usize> = None;
@@ -401,9 +417,22 @@ mod tests {
     fn csv_errors() {
         let o = CsvOptions::default();
         let e = parse_csv("1,2\n3\n", "f.csv", &o).unwrap_err();
-        assert_eq!(e.to_string(), "f.csv: line 2 has 1 columns, expected 2 (as the first data row)");
+        assert_eq!(
+            e.to_string(),
+            "f.csv: line 2 has 1 columns, expected 2 (as the first data row)"
+        );
         let e = parse_csv("1,2\n3,abc\n", "f.csv", &o).unwrap_err();
-        assert!(matches!(e, LoadError::Parse { line: 2, column: 2, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                LoadError::Parse {
+                    line: 2,
+                    column: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = parse_csv("1,2\n3,nan\n", "f.csv", &o).unwrap_err();
         assert!(matches!(e, LoadError::NonFinite { .. }), "{e}");
         let ok = parse_csv(
@@ -416,8 +445,14 @@ mod tests {
         )
         .unwrap();
         assert!(ok.data[3].is_nan());
-        assert!(matches!(parse_csv("", "f", &o), Err(LoadError::Empty { .. })));
-        assert!(matches!(parse_csv("a,b\n", "f", &o), Err(LoadError::Empty { .. })));
+        assert!(matches!(
+            parse_csv("", "f", &o),
+            Err(LoadError::Empty { .. })
+        ));
+        assert!(matches!(
+            parse_csv("a,b\n", "f", &o),
+            Err(LoadError::Empty { .. })
+        ));
         let e = parse_csv(
             "a,b\n",
             "f",
@@ -427,7 +462,14 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(e, LoadError::Parse { line: 1, column: 1, .. }));
+        assert!(matches!(
+            e,
+            LoadError::Parse {
+                line: 1,
+                column: 1,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub enum RidgeError {
         expected: String,
     },
     /// NaN or ±inf in the data.
-    #[error("ridge add_rows: {what}[row {row}, col {col}] = {value} is not finite")]
+    #[error("ridge: {what}[row {row}, col {col}] = {value} is not finite")]
     NonFinite {
         /// `x` or `y`.
         what: &'static str,
@@ -139,7 +139,9 @@ pub struct RidgeSolution {
     pub num_in: usize,
     /// Outputs `num_out`.
     pub num_out: usize,
-    /// `λ_max / λ_min` of `X̃ᵀX̃ + αI` (`inf` when `λ_min <= 0`).
+    /// `λ_max / λ_min` of `X̃ᵀX̃ + αI` (`inf` when `λ_min <= 0`). Computed from the
+    /// symmetric eigenvalues, so above about `1/ε ≈ 4.5e15` it is only an order of magnitude
+    /// (λ_min is then known to about `ε·λ_max`).
     pub condition_number: f64,
     /// Solver that produced the weights.
     pub solver_used: SolverUsed,
@@ -150,15 +152,31 @@ pub struct RidgeSolution {
 impl RidgeSolution {
     /// `y = x·W + b` for `rows` rows of `x` (row-major `(rows, num_in)`).
     pub fn predict(&self, x: &[f64], rows: usize) -> Result<Vec<f64>, RidgeError> {
-        if x.len() != rows * self.num_in {
+        let (f, o) = (self.num_in, self.num_out);
+        if self.w.len() != f * o || self.b.len() != o {
+            return Err(RidgeError::Shape {
+                op: "predict",
+                what: "w/b",
+                got: self.w.len(),
+                expected: format!(
+                    "w of num_in {f} x num_out {o} = {} and b of {o} (b has {})",
+                    f * o,
+                    self.b.len()
+                ),
+            });
+        }
+        if Some(x.len()) != rows.checked_mul(self.num_in) {
             return Err(RidgeError::Shape {
                 op: "predict",
                 what: "x",
                 got: x.len(),
-                expected: format!("rows {rows} x num_in {} = {}", self.num_in, rows * self.num_in),
+                expected: format!(
+                    "rows {rows} x num_in {} = {}",
+                    self.num_in,
+                    rows.saturating_mul(self.num_in)
+                ),
             });
         }
-        let (f, o) = (self.num_in, self.num_out);
         let mut out = Vec::with_capacity(rows * o);
         for r in 0..rows {
             let xr = &x[r * f..(r + 1) * f];
@@ -258,20 +276,23 @@ impl NormalEquations {
     /// leaves the accumulator unchanged.
     pub fn add_rows(&mut self, x: &[f64], y: &[f64], rows: usize) -> Result<(), RidgeError> {
         let (f, o) = (self.num_features, self.num_out);
-        if x.len() != rows * f {
+        if Some(x.len()) != rows.checked_mul(f) {
             return Err(RidgeError::Shape {
                 op: "add_rows",
                 what: "x",
                 got: x.len(),
-                expected: format!("rows {rows} x num_features {f} = {}", rows * f),
+                expected: format!(
+                    "rows {rows} x num_features {f} = {}",
+                    rows.saturating_mul(f)
+                ),
             });
         }
-        if y.len() != rows * o {
+        if Some(y.len()) != rows.checked_mul(o) {
             return Err(RidgeError::Shape {
                 op: "add_rows",
                 what: "y",
                 got: y.len(),
-                expected: format!("rows {rows} x num_out {o} = {}", rows * o),
+                expected: format!("rows {rows} x num_out {o} = {}", rows.saturating_mul(o)),
             });
         }
         for (what, data, width) in [("x", x, f), ("y", y, o)] {
@@ -294,7 +315,11 @@ impl NormalEquations {
         while start < rows {
             let m = BLOCK.min(rows - start);
             let phi = Mat::from_fn(m, n, |i, j| {
-                if j == 0 { 1.0 } else { x[(start + i) * f + j - 1] }
+                if j == 0 {
+                    1.0
+                } else {
+                    x[(start + i) * f + j - 1]
+                }
             });
             let yb = MatRef::from_row_major_slice(&y[start * o..(start + m) * o], m, o);
             matmul(
@@ -326,6 +351,74 @@ impl NormalEquations {
         Ok(())
     }
 
+    /// As [`NormalEquations::add_rows`] for f32 data: values are widened to f64 and the sums
+    /// are kept in f64 (the ill-conditioned normal equations need it).
+    pub fn add_rows_f32(&mut self, x: &[f32], y: &[f32], rows: usize) -> Result<(), RidgeError> {
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        self.add_rows(&x64, &y64, rows)
+    }
+
+    /// Adds precomputed partial sums, e.g. from a compiled accumulation kernel: `xtx` is
+    /// `X̃ᵀX̃` `(F+1) x (F+1)` and `xty` is `X̃ᵀY` `(F+1) x num_out`, both row-major and both
+    /// **including** the leading ones column, over `rows` rows. Not available when the rows
+    /// are kept for QR (the design matrix would be incomplete). Checked before anything is
+    /// added.
+    pub fn add_normal_matrices(
+        &mut self,
+        xtx: &[f64],
+        xty: &[f64],
+        rows: usize,
+    ) -> Result<(), RidgeError> {
+        let (n, o) = (self.num_features + 1, self.num_out);
+        if self.design.is_some() {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "accumulator",
+                got: self.rows,
+                expected:
+                    "an accumulator built with NormalEquations::new (this one keeps rows for QR)"
+                        .into(),
+            });
+        }
+        if xtx.len() != n * n {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "xtx",
+                got: xtx.len(),
+                expected: format!("(num_features + 1)^2 = {}", n * n),
+            });
+        }
+        if xty.len() != n * o {
+            return Err(RidgeError::Shape {
+                op: "add_normal_matrices",
+                what: "xty",
+                got: xty.len(),
+                expected: format!("(num_features + 1) x num_out = {}", n * o),
+            });
+        }
+        for (what, data, width) in [("xtx", xtx, n), ("xty", xty, o)] {
+            if let Some(k) = data.iter().position(|v| !v.is_finite()) {
+                return Err(RidgeError::NonFinite {
+                    what,
+                    row: k / width,
+                    col: k % width,
+                    value: data[k],
+                });
+            }
+        }
+        for i in 0..n {
+            for j in 0..n {
+                self.xtx[(i, j)] += xtx[i * n + j];
+            }
+            for k in 0..o {
+                self.xty[(i, k)] += xty[i * o + k];
+            }
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
     /// `X̃ᵀX̃ + αI` as a faer matrix (symmetrised).
     fn regularised(&self, alpha: f64) -> Mat<f64> {
         let n = self.num_features + 1;
@@ -349,7 +442,11 @@ impl NormalEquations {
             .map_err(|_| RidgeError::NoConvergence("self-adjoint eigenvalue decomposition"))?;
         let lmin = eig.first().copied().unwrap_or(0.0);
         let lmax = eig.last().copied().unwrap_or(0.0);
-        let condition_number = if lmin > 0.0 { lmax / lmin } else { f64::INFINITY };
+        let condition_number = if lmin > 0.0 {
+            lmax / lmin
+        } else {
+            f64::INFINITY
+        };
 
         let (wt, solver_used, rank, name): (Mat<f64>, SolverUsed, usize, &'static str) =
             match solver {
@@ -425,7 +522,14 @@ impl NormalEquations {
         let keep: Vec<usize> = (0..n).filter(|&i| s[i] > cut).collect();
         // W = U_k diag(1/λ_k) U_kᵀ XtY
         let mut t = Mat::<f64>::zeros(n, self.num_out);
-        matmul(t.as_mut(), Accum::Replace, u.transpose(), self.xty.as_ref(), 1.0, Par::Seq);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            u.transpose(),
+            self.xty.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         for i in 0..n {
             let scale = if keep.contains(&i) { 1.0 / s[i] } else { 0.0 };
             for k in 0..self.num_out {
@@ -446,7 +550,14 @@ impl NormalEquations {
         let smax = (0..n).map(|i| s[i]).fold(0.0, f64::max);
         let cut = rcond * smax;
         let mut t = Mat::<f64>::zeros(n, self.num_out);
-        matmul(t.as_mut(), Accum::Replace, u.transpose(), self.xty.as_ref(), 1.0, Par::Seq);
+        matmul(
+            t.as_mut(),
+            Accum::Replace,
+            u.transpose(),
+            self.xty.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         let mut rank = 0;
         for i in 0..n {
             let scale = if s[i] > cut {
@@ -522,7 +633,7 @@ pub fn ridge_fit(
     if rows == 0 {
         return Err(RidgeError::Empty);
     }
-    if x.len() % rows != 0 {
+    if !x.len().is_multiple_of(rows) {
         return Err(RidgeError::Shape {
             op: "ridge_fit",
             what: "x",
@@ -530,7 +641,7 @@ pub fn ridge_fit(
             expected: format!("a multiple of rows = {rows}"),
         });
     }
-    if y.len() % rows != 0 || y.is_empty() {
+    if !y.len().is_multiple_of(rows) || y.is_empty() {
         return Err(RidgeError::Shape {
             op: "ridge_fit",
             what: "y",
@@ -557,7 +668,11 @@ mod tests {
     fn exact_line_alpha_zero() {
         let x = [0.0, 1.0, 2.0, 3.0];
         let y: Vec<f64> = x.iter().map(|v| 2.0 + 3.0 * v).collect();
-        for solver in [RidgeSolver::Cholesky, RidgeSolver::Qr, RidgeSolver::Pinv { rcond: None }] {
+        for solver in [
+            RidgeSolver::Cholesky,
+            RidgeSolver::Qr,
+            RidgeSolver::Pinv { rcond: None },
+        ] {
             let s = ridge_fit(&x, &y, 4, 0.0, solver).unwrap();
             assert!((s.w[0] - 3.0).abs() < 1e-12, "{solver:?} {s:?}");
             assert!((s.b[0] - 2.0).abs() < 1e-12, "{solver:?} {s:?}");
@@ -568,13 +683,96 @@ mod tests {
     /// X̃ᵀX̃ + I = [[3,1],[1,2]], X̃ᵀY = [1,1] → W̃ = [1/5, 2/5]; eigenvalues (5±√5)/2.
     #[test]
     fn hand_computed_ridge() {
-        for solver in [RidgeSolver::Cholesky, RidgeSolver::Qr, RidgeSolver::Pinv { rcond: None }] {
+        for solver in [
+            RidgeSolver::Cholesky,
+            RidgeSolver::Qr,
+            RidgeSolver::Pinv { rcond: None },
+        ] {
             let s = ridge_fit(&[0.0, 1.0], &[0.0, 1.0], 2, 1.0, solver).unwrap();
             assert!((s.b[0] - 0.2).abs() < 1e-14);
             assert!((s.w[0] - 0.4).abs() < 1e-14);
             let cond = (5.0 + 5f64.sqrt()) / (5.0 - 5f64.sqrt());
             assert!((s.condition_number - cond).abs() < 1e-12);
         }
+    }
+
+    /// X = [x, x] with x = (0, 0, 2, 2): every Cholesky step is exact and the last pivot is
+    /// exactly 0 (alpha = 1e-300 vanishes next to the diagonal), so the factorisation fails and
+    /// the eigendecomposition pseudo-inverse answers: the minimum-norm w0 = w1 = 0.5, b = 0.
+    #[test]
+    fn cholesky_failure_falls_back_to_eigen() {
+        let x = [0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0];
+        let y = [0.0, 0.0, 2.0, 2.0];
+        let s = ridge_fit(&x, &y, 4, 1e-300, RidgeSolver::Cholesky).unwrap();
+        assert_eq!(s.solver_used, SolverUsed::EigenFallback);
+        assert_eq!(s.rank, 2);
+        assert!(
+            (s.w[0] - 0.5).abs() < 1e-12 && (s.w[1] - 0.5).abs() < 1e-12,
+            "{s:?}"
+        );
+        assert!(s.b[0].abs() < 1e-12, "{s:?}");
+    }
+
+    #[test]
+    fn precomputed_normal_matrices_match_rows() {
+        let x = [0.5, -1.0, 2.0, 0.25, 1.5, 3.0];
+        let y = [1.0, 2.0, -1.0];
+        let mut direct = NormalEquations::new(2, 1);
+        direct.add_rows(&x, &y, 3).unwrap();
+        let mut parts = NormalEquations::new(2, 1);
+        let mut one = NormalEquations::new(2, 1);
+        one.add_rows(&x[..2], &y[..1], 1).unwrap();
+        parts
+            .add_normal_matrices(&one.xtx(), &one.xty(), 1)
+            .unwrap();
+        one.reset();
+        one.add_rows(&x[2..], &y[1..], 2).unwrap();
+        parts
+            .add_normal_matrices(&one.xtx(), &one.xty(), 2)
+            .unwrap();
+        assert_eq!(parts.num_rows(), 3);
+        assert_eq!(parts.xtx(), direct.xtx());
+        let (a, b) = (
+            parts.solve(0.1, RidgeSolver::Cholesky).unwrap(),
+            direct.solve(0.1, RidgeSolver::Cholesky).unwrap(),
+        );
+        assert_eq!(a.w, b.w);
+        assert!(matches!(
+            parts.add_normal_matrices(&[0.0; 8], &[0.0; 3], 1),
+            Err(RidgeError::Shape { what: "xtx", .. })
+        ));
+        let mut bad = vec![0.0; 9];
+        bad[4] = f64::NAN;
+        assert!(matches!(
+            parts.add_normal_matrices(&bad, &[0.0; 3], 1),
+            Err(RidgeError::NonFinite {
+                what: "xtx",
+                row: 1,
+                col: 1,
+                ..
+            })
+        ));
+        let mut keeping = NormalEquations::new_keeping_rows(2, 1);
+        assert!(
+            keeping
+                .add_normal_matrices(&[0.0; 9], &[0.0; 3], 1)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn f32_rows_accumulate_in_f64() {
+        let mut a = NormalEquations::new(1, 1);
+        let mut b = NormalEquations::new(1, 1);
+        a.add_rows(&[0.5, 1.5, 2.0], &[1.0, 2.0, 4.0], 3).unwrap();
+        b.add_rows_f32(&[0.5, 1.5, 2.0], &[1.0, 2.0, 4.0], 3)
+            .unwrap();
+        assert_eq!(a.xtx(), b.xtx());
+        assert_eq!(a.xty(), b.xty());
+        assert!(matches!(
+            b.add_rows_f32(&[f32::NAN], &[1.0], 1),
+            Err(RidgeError::NonFinite { what: "x", .. })
+        ));
     }
 
     #[test]
@@ -598,10 +796,18 @@ mod tests {
         ));
         assert!(matches!(
             ne.add_rows(&[1.0, f64::NAN], &[1.0], 1),
-            Err(RidgeError::NonFinite { what: "x", row: 0, col: 1, .. })
+            Err(RidgeError::NonFinite {
+                what: "x",
+                row: 0,
+                col: 1,
+                ..
+            })
         ));
         assert_eq!(ne.num_rows(), 0);
-        assert!(matches!(ne.solve(0.1, RidgeSolver::Cholesky), Err(RidgeError::Empty)));
+        assert!(matches!(
+            ne.solve(0.1, RidgeSolver::Cholesky),
+            Err(RidgeError::Empty)
+        ));
         // Duplicate columns with alpha = 0: singular.
         ne.add_rows(&[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], &[1.0, 2.0, 3.0], 3)
             .unwrap();
@@ -609,7 +815,10 @@ mod tests {
             ne.solve(0.0, RidgeSolver::Cholesky),
             Err(RidgeError::Singular { .. })
         ));
-        assert!(matches!(ne.solve(0.0, RidgeSolver::Qr), Err(RidgeError::QrNeedsDesignMatrix)));
+        assert!(matches!(
+            ne.solve(0.0, RidgeSolver::Qr),
+            Err(RidgeError::QrNeedsDesignMatrix)
+        ));
         // Pinv gives the minimum-norm solution: w0 = w1 = 0.5, b = 0.
         let s = ne.solve(0.0, RidgeSolver::Pinv { rcond: None }).unwrap();
         assert_eq!(s.rank, 2);

@@ -24,7 +24,13 @@ pub type Linear = Dense;
 impl Dense {
     /// BrainPy defaults: XavierNormal weights, zero bias, f64, trainable.
     pub fn new(num_in: usize, num_out: usize) -> Result<Dense> {
-        Dense::with_init(num_in, num_out, Init::XavierNormal(), Some(Init::Zeros), DType::F64)
+        Dense::with_init(
+            num_in,
+            num_out,
+            Init::XavierNormal(),
+            Some(Init::Zeros),
+            DType::F64,
+        )
     }
 
     /// Explicit initialisers (`b_init = None`: no bias) and element type.
@@ -46,13 +52,19 @@ impl Dense {
             Some(i) => Some(Variable::param(i.array(dtype, &[num_out])?)),
             None => None,
         };
-        Ok(Dense { num_in, num_out, w, b })
+        Ok(Dense {
+            num_in,
+            num_out,
+            w,
+            b,
+        })
     }
 }
 
 impl Module for Dense {
     fn update(&self, x: &Tensor) -> Tensor {
         let tr = x.tracer();
+        tr.tap(self.w.id(), x);
         let w = tr.read_var(&self.w);
         let y = x.matmul(&w);
         match &self.b {
@@ -60,7 +72,6 @@ impl Module for Dense {
             None => y,
         }
     }
-
 }
 
 impl VarOwner for Dense {

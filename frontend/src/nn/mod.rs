@@ -1,9 +1,11 @@
 //! Layers: dense readouts, NVAR, recurrent cells, composition.
 
 pub mod dense;
+pub mod nvar;
 pub mod rnn;
 pub mod sequential;
 
-pub use dense::Dense;
+pub use dense::{Dense, Linear};
+pub use nvar::Nvar;
 pub use rnn::{Activation, GruCell, LstmCell, RnnCell};
 pub use sequential::Sequential;

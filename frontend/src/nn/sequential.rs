@@ -61,5 +61,4 @@ impl VarOwner for Sequential {
             visit_child_mut(n, m.as_mut(), f);
         }
     }
-
 }

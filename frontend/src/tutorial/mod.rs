@@ -1,3 +1,5 @@
-//! Reusable bodies of the tutorial parts (the CLI and the examples call these).
+//! The three parts of the tutorial as reusable functions (called by `brainlift tutorial`,
+//! the examples and the end-to-end tests).
 
+pub mod ngrc;
 pub mod rnn;

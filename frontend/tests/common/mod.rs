@@ -35,7 +35,11 @@ pub fn scalar_vec(group: &str, key: &str) -> Vec<f64> {
     let v = &m["scalars"][key]["value"];
     match v {
         serde_json::Value::Array(a) => a.iter().map(|x| x.as_f64().unwrap()).collect(),
-        other => vec![other.as_f64().unwrap_or_else(|| panic!("{key} not a number"))],
+        other => vec![
+            other
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} not a number")),
+        ],
     }
 }
 

@@ -525,10 +525,14 @@ impl Gen {
     }
 }
 
-/// Visits every instruction of `f` and of its nested functions.
-pub fn for_each_op(f: &Function, visit: &mut impl FnMut(&Op)) {
+/// Visits every op of `f` and of its nested functions with the dtype it works on: that of its
+/// first operand (for select: its first branch), else of its first result (`None` for an op
+/// with neither).
+pub fn for_each_op(f: &Function, visit: &mut impl FnMut(&Op, Option<DType>)) {
     for inst in &f.insts {
-        visit(&inst.op);
+        let skip = usize::from(inst.op == Op::Select);
+        let v = inst.args.get(skip).or(inst.results.first());
+        visit(&inst.op, v.map(|v| f.ty(*v).dtype));
         for b in inst.op.bodies() {
             for_each_op(b, visit);
         }

@@ -1,0 +1,240 @@
+//! `brainlift ir list|dump|check|run|grad`.
+
+use crate::{CliResult, pick_backend};
+use brainlift::builtins::builtins;
+use brainlift::ir::{Function, parse_function, print_function};
+use brainlift::runtime::{Tensor, check_inputs, npy::read_npy, random::random_inputs};
+use clap::Subcommand;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum IrCommand {
+    /// List the built-in example functions.
+    List,
+    /// Print the IR of a built-in example function.
+    Dump {
+        /// Built-in name (see `brainlift ir list`).
+        name: String,
+    },
+    /// Parse and verify a text IR file; print it in canonical form.
+    Check {
+        /// The `.ir` file.
+        file: PathBuf,
+    },
+    /// Run a text IR function on seeded random inputs (or `.npy` inputs) and print its outputs.
+    Run {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder with one `<input name>.npy` per input (instead of random inputs).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// `jit` or `interp` (default: $BRAINLIFT_BACKEND or jit).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Differentiate a scalar-output function; with --check compare against finite differences.
+    Grad {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Comma-separated input names (default: every floating-point input).
+        #[arg(long, value_delimiter = ',')]
+        wrt: Vec<String>,
+        /// Compare with central finite differences on seeded random inputs (f64).
+        #[arg(long)]
+        check: bool,
+        /// Seed of the random inputs for --check.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+pub fn run(cmd: IrCommand) -> CliResult {
+    match cmd {
+        IrCommand::List => {
+            for b in builtins() {
+                println!("{:<10} {}", b.name, b.about);
+            }
+            Ok(())
+        }
+        IrCommand::Dump { name } => {
+            let f = brainlift::builtins::builtin(&name).map_err(|e| e.to_string())?;
+            print!("{}", print_function(&f));
+            Ok(())
+        }
+        IrCommand::Check { file } => {
+            let f = load(&file)?;
+            print!("{}", print_function(&f));
+            Ok(())
+        }
+        IrCommand::Run {
+            file,
+            seed,
+            inputs,
+            json,
+            backend,
+        } => {
+            let backend = pick_backend(backend.as_deref())?;
+            let f = load(&file)?;
+            let args = match inputs {
+                Some(dir) => read_inputs(&f, &dir)?,
+                None => random_inputs(&f, seed),
+            };
+            check_inputs(&f, &args).map_err(|e| e.to_string())?;
+            let mut exe = brainlift::runtime::compile(&f, backend).map_err(|e| e.to_string())?;
+            let outs = exe.run(&args).map_err(|e| e.to_string())?;
+            print_outputs(&f, &outs, json, backend.name());
+            Ok(())
+        }
+        IrCommand::Grad {
+            file,
+            wrt,
+            check,
+            seed,
+        } => grad(&file, &wrt, check, seed),
+    }
+}
+
+/// Reads, parses and verifies a text IR file; errors are `file:line:col: message`.
+pub fn load(file: &Path) -> CliResult<Function> {
+    let src = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    parse_function(&src).map_err(|e| match e {
+        brainlift::ir::IrError::Parse { line, col, msg } => {
+            format!("{}:{line}:{col}: {msg}", file.display())
+        }
+        other => format!("{}: {other}", file.display()),
+    })
+}
+
+fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
+    f.params
+        .iter()
+        .map(|p| {
+            let path = dir.join(format!("{}.npy", p.name));
+            let t = read_npy(&path).map_err(|e| format!("input %{}: {e}", p.name))?;
+            // Allow an f64 file for an f32 input and the like: convert, but keep shapes strict.
+            if t.shape() != p.ty.dims() {
+                return Err(format!(
+                    "input %{}: {} has shape {:?}, the function expects {}",
+                    p.name,
+                    path.display(),
+                    t.shape(),
+                    p.ty
+                ));
+            }
+            Ok(if t.dtype() == p.ty.dtype {
+                t
+            } else {
+                t.cast(p.ty.dtype)
+            })
+        })
+        .collect()
+}
+
+fn checksum(v: &[f64]) -> f64 {
+    v.iter().sum()
+}
+
+fn print_outputs(f: &Function, outs: &[Tensor], json: bool, backend: &str) {
+    if json {
+        let list: Vec<_> = f
+            .outputs
+            .iter()
+            .zip(outs)
+            .map(|(o, t)| {
+                let v = t.to_f64_vec();
+                json!({
+                    "name": o.name,
+                    "dtype": t.dtype().name(),
+                    "shape": t.shape(),
+                    "values": v.iter().map(|x| if x.is_finite() { json!(x) } else { json!(x.to_string()) }).collect::<Vec<_>>(),
+                    "checksum": checksum(&v),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"function": f.name, "backend": backend, "outputs": list})
+        );
+        return;
+    }
+    for (o, t) in f.outputs.iter().zip(outs) {
+        let v = t.to_f64_vec();
+        let head: Vec<String> = v.iter().take(8).map(|x| format!("{x:.6e}")).collect();
+        println!(
+            "{}: {}  [{}{}]  checksum {:.12e}",
+            o.name,
+            t.ty(),
+            head.join(", "),
+            if v.len() > 8 { ", ..." } else { "" },
+            checksum(&v)
+        );
+    }
+}
+
+fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
+    let f = load(file)?;
+    let idx: Vec<usize> = if wrt.is_empty() {
+        (0..f.params.len())
+            .filter(|&i| f.params[i].ty.dtype.is_float())
+            .collect()
+    } else {
+        wrt.iter()
+            .map(|n| {
+                f.param_index(n).ok_or_else(|| {
+                    format!(
+                        "--wrt {n}: @{} has no input named '{n}' (inputs: {})",
+                        f.name,
+                        f.params
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+            })
+            .collect::<CliResult<_>>()?
+    };
+    let g = brainlift::compiler::ad::grad(&f, &idx).map_err(|e| e.to_string())?;
+    print!("{}", print_function(&g));
+    if check {
+        let inputs = random_inputs(&f, seed);
+        let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs)
+            .map_err(|e| e.to_string())?;
+        for c in &r.inputs {
+            println!(
+                "// check %{}: max error {:.3e} (element {}: reverse {:.9e}, finite difference {:.9e})",
+                c.name, c.max_err, c.worst_index, c.analytic, c.numeric
+            );
+        }
+        println!(
+            "// worst relative error {:.3e} (loss {:.9e})",
+            r.max_err, r.value
+        );
+        if r.max_err > 1e-6 {
+            let surrogate = if has_custom_vjp(&f) {
+                " (the function has custom_vjp ops, e.g. surrogate spike gradients, which differ from finite differences by design)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "gradient check failed: worst relative error {:.3e} > 1e-6{surrogate}",
+                r.max_err
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn has_custom_vjp(f: &Function) -> bool {
+    f.insts.iter().any(|i| {
+        matches!(i.op, brainlift::ir::Op::CustomVjp(_))
+            || i.op.bodies().into_iter().any(has_custom_vjp)
+    })
+}

@@ -1,0 +1,183 @@
+//! The `brainlift ir` commands, run as a user would: dump/check round trips for every built-in,
+//! malformed files rejected with a one-line located error, f32 and f64 runs agreeing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn brainlift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainlift"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("brainlift-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn every_builtin_dump_parses_back_to_identical_text() {
+    let list = stdout(&brainlift(&["ir", "list"]));
+    let names: Vec<&str> = list
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    for want in ["dense", "nvar", "rnn-cell", "lif", "rnn-loss", "snn-loss"] {
+        assert!(names.contains(&want), "{want} missing from `ir list`");
+    }
+    for n in names {
+        let dump = brainlift(&["ir", "dump", n]);
+        assert!(dump.status.success(), "{n}: {}", stderr(&dump));
+        let path = tmp(&format!("{n}.ir"));
+        std::fs::write(&path, &dump.stdout).unwrap();
+        let check = brainlift(&["ir", "check", path.to_str().unwrap()]);
+        assert!(check.status.success(), "{n}: {}", stderr(&check));
+        assert_eq!(
+            stdout(&check),
+            stdout(&dump),
+            "{n}: check output differs from dump"
+        );
+    }
+}
+
+#[test]
+fn malformed_files_give_one_located_line_and_nonzero_exit() {
+    let dir = root().join("tests/ir/bad");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("ir") {
+            continue;
+        }
+        let o = brainlift(&["ir", "check", p.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", p.display());
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{}: not one line: {err}",
+            p.display()
+        );
+        assert!(!err.contains("panicked"), "{}: {err}", p.display());
+        // `error: <file>:<line>:<col>: ...`
+        let loc = err
+            .trim_start_matches("error: ")
+            .trim_start_matches(p.to_str().unwrap());
+        let mut parts = loc.trim_start_matches(':').splitn(3, ':');
+        let line: usize = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no line in {err}", p.display()));
+        let col: usize = parts
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no column in {err}", p.display()));
+        assert!(line >= 1 && col >= 1);
+        n += 1;
+    }
+    assert!(n >= 20, "only {n} malformed files");
+    let o = brainlift(&["ir", "check", "does/not/exist.ir"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+fn run_json(file: &Path, backend: &str) -> serde_json::Value {
+    let o = brainlift(&[
+        "ir",
+        "run",
+        file.to_str().unwrap(),
+        "--json",
+        "--seed",
+        "3",
+        "--backend",
+        backend,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn every_op_runs_alike_in_f32_and_f64() {
+    for backend in ["interp", "jit"] {
+        let a = run_json(&root().join("tests/ir/every_op.ir"), backend);
+        let b = run_json(&root().join("tests/ir/every_op_f32.ir"), backend);
+        let (oa, ob) = (
+            a["outputs"].as_array().unwrap(),
+            b["outputs"].as_array().unwrap(),
+        );
+        assert_eq!(oa.len(), ob.len());
+        for (x, y) in oa.iter().zip(ob) {
+            assert_eq!(x["shape"], y["shape"]);
+            for (p, q) in x["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(y["values"].as_array().unwrap())
+            {
+                let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1.0),
+                    "{}: {p} vs {q}",
+                    x["name"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grad_checks_and_rejects_bad_requests() {
+    let dump = brainlift(&["ir", "dump", "rnn-loss"]);
+    let path = tmp("rnn_loss.ir");
+    std::fs::write(&path, &dump.stdout).unwrap();
+    let p = path.to_str().unwrap();
+    let ok = brainlift(&["ir", "grad", p, "--check"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("worst relative error"));
+
+    let e = brainlift(&["ir", "grad", p, "--wrt", "nope"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        stderr(&e).contains("no input named 'nope'"),
+        "{}",
+        stderr(&e)
+    );
+
+    let lif = tmp("lif.ir");
+    std::fs::write(&lif, brainlift(&["ir", "dump", "lif"]).stdout).unwrap();
+    let e = brainlift(&["ir", "grad", lif.to_str().unwrap()]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(stderr(&e).contains("float scalar"), "{}", stderr(&e));
+
+    let snn = tmp("snn.ir");
+    std::fs::write(&snn, brainlift(&["ir", "dump", "snn-loss"]).stdout).unwrap();
+    let e = brainlift(&["ir", "grad", snn.to_str().unwrap(), "--wrt", "labels"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(stderr(&e).contains("i32"), "{}", stderr(&e));
+}
+
+#[test]
+fn run_rejects_bad_backend_and_missing_inputs() {
+    let f = root().join("tests/ir/dense.ir");
+    let e = brainlift(&["ir", "run", f.to_str().unwrap(), "--backend", "gpu"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(stderr(&e).contains("unknown backend 'gpu'"));
+    let e = brainlift(&["ir", "run", f.to_str().unwrap(), "--inputs", "/nonexistent"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(stderr(&e).contains(".npy"), "{}", stderr(&e));
+}
