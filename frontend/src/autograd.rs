@@ -77,11 +77,17 @@ where
     for (_, v) in wrt {
         tr.read_var(v);
     }
-    let data_t: Vec<Tensor> = data.iter().map(|(n, ty)| tr.input(*n, ty.clone())).collect();
+    let data_t: Vec<Tensor> = data
+        .iter()
+        .map(|(n, ty)| tr.input(*n, ty.clone()))
+        .collect();
     let l = loss(&tr, &data_t)?;
     tr.check()?;
     if l.rank() != 0 || !l.dtype().is_float() {
-        return Err(Error::invalid(name, format!("the loss must be a float scalar, got {}", l.ty())));
+        return Err(Error::invalid(
+            name,
+            format!("the loss must be a float scalar, got {}", l.ty()),
+        ));
     }
     let mut outs = vec![("loss".to_string(), l)];
     let mut state_out = vec![];
@@ -93,7 +99,11 @@ where
     }
     let f = tr.finish(&outs)?;
     let binding = binding_of(&tr, f.params.len(), &state_out);
-    Ok(LossTrace { function: f, wrt: wrt.to_vec(), binding })
+    Ok(LossTrace {
+        function: f,
+        wrt: wrt.to_vec(),
+        binding,
+    })
 }
 
 /// The final traced value of every variable written in `tr` (root level), with its path.
@@ -102,7 +112,10 @@ fn written_outputs(tr: &Tracer, owner: &dyn VarOwner) -> Vec<(String, Tensor, u6
     written_outputs_named(tr, &|id| by_id.get(&id).map(|(p, _)| p.clone()))
 }
 
-fn written_outputs_named(tr: &Tracer, name: &dyn Fn(u64) -> Option<String>) -> Vec<(String, Tensor, u64)> {
+fn written_outputs_named(
+    tr: &Tracer,
+    name: &dyn Fn(u64) -> Option<String>,
+) -> Vec<(String, Tensor, u64)> {
     let ids = tr.written_vars();
     let mut out = vec![];
     for id in ids {
@@ -125,9 +138,16 @@ impl GradFn {
     /// Runs with the current values of `model`'s variables and `data`; returns the gradients
     /// `(path, gradient)` in the order of the differentiated variables, and the loss. States
     /// the loss wrote are stored back into `model`.
-    pub fn call(&mut self, model: &mut dyn VarOwner, data: &[Array]) -> Result<(Vec<(String, Array)>, f64)> {
+    pub fn call(
+        &mut self,
+        model: &mut dyn VarOwner,
+        data: &[Array],
+    ) -> Result<(Vec<(String, Array)>, f64)> {
         let mut outs = self.bound.run(model, data)?.into_iter();
-        let loss = outs.next().and_then(|l| l.item()).ok_or_else(|| Error::invalid("GradFn", "no loss output"))?;
+        let loss = outs
+            .next()
+            .and_then(|l| l.item())
+            .ok_or_else(|| Error::invalid("GradFn", "no loss output"))?;
         let grads = self.paths.iter().cloned().zip(outs).collect();
         Ok((grads, loss))
     }
@@ -163,11 +183,18 @@ where
         // Loss plus written states: a VJP seeded with 1 for the loss and 0 for the states.
         let v = brainlift_compiler::ad::vjp(f, &wrt).map_err(ad_err)?;
         let tr = Tracer::new("loss_grad");
-        let mut args: Vec<Tensor> = f.params.iter().map(|p| tr.input(p.name.clone(), p.ty.clone())).collect();
+        let mut args: Vec<Tensor> = f
+            .params
+            .iter()
+            .map(|p| tr.input(p.name.clone(), p.ty.clone()))
+            .collect();
         for (i, o) in f.outputs.iter().enumerate() {
             let ty = f.ty(o.value).clone();
             let seed = if i == 0 { 1.0 } else { 0.0 };
-            args.push(tr.push1(brainlift_ir::Op::Constant(brainlift_ir::Constant::splat(ty, seed)), &[]));
+            args.push(tr.push1(
+                brainlift_ir::Op::Constant(brainlift_ir::Constant::splat(ty, seed)),
+                &[],
+            ));
         }
         let outs = tr.call(&v, &args)?;
         let names: Vec<String> = f
@@ -181,7 +208,10 @@ where
     };
     let g = simplify(&g)?;
     let bound = Bound::compile(&g, lt.binding.clone(), backend)?;
-    Ok(GradFn { bound, paths: lt.wrt.iter().map(|(p, _)| p.clone()).collect() })
+    Ok(GradFn {
+        bound,
+        paths: lt.wrt.iter().map(|(p, _)| p.clone()).collect(),
+    })
 }
 
 /// Traces the optimiser update of `params` with gradients `grads` into `tr` (clipping first
@@ -202,7 +232,10 @@ fn trace_opt_update(
         .iter()
         .map(|n| tr.input(format!("hyper.{n}"), TensorType::scalar(DType::F64)))
         .collect();
-    let pt: Vec<(Variable, Tensor)> = params.iter().map(|(_, v)| (v.clone(), tr.read_var(v))).collect();
+    let pt: Vec<(Variable, Tensor)> = params
+        .iter()
+        .map(|(_, v)| (v.clone(), tr.read_var(v)))
+        .collect();
     let new = opt.trace_update(tr, &pt, &grads, &hyper)?;
     for ((_, v), n) in params.iter().zip(&new) {
         tr.write_var(v, n);
@@ -271,7 +304,12 @@ impl TrainStep {
         let tr = Tracer::new(name);
         tr.name_vars(model, "");
         tr.name_vars(opt, "opt");
-        let var_at: HashMap<usize, u64> = lt.binding.var_inputs.iter().map(|&(id, p)| (p, id)).collect();
+        let var_at: HashMap<usize, u64> = lt
+            .binding
+            .var_inputs
+            .iter()
+            .map(|&(id, p)| (p, id))
+            .collect();
         let mut args = Vec::with_capacity(g.params.len());
         for (i, p) in g.params.iter().enumerate() {
             match var_at.get(&i) {
@@ -283,16 +321,26 @@ impl TrainStep {
             }
         }
         let mut outs = tr.call(&g, &args)?.into_iter();
-        let loss_t = outs.next().ok_or_else(|| Error::invalid(name, "gradient function has no outputs"))?;
+        let loss_t = outs
+            .next()
+            .ok_or_else(|| Error::invalid(name, "gradient function has no outputs"))?;
         let grads: Vec<Tensor> = outs.collect();
         trace_opt_update(&tr, opt, &params, grads)?;
         let bound = finish_with_writes(&tr, vec![("loss".into(), loss_t)], model, opt, backend)?;
-        Ok(TrainStep { bound, num_data: data.len() })
+        Ok(TrainStep {
+            bound,
+            num_data: data.len(),
+        })
     }
 
     /// Runs one step on `data`: updates `model`'s trainable variables and `opt`'s moments in
     /// place, advances the optimiser's counters, and returns the loss (before the update).
-    pub fn step(&mut self, model: &mut dyn VarOwner, opt: &mut dyn Optimizer, data: &[Array]) -> Result<f64> {
+    pub fn step(
+        &mut self,
+        model: &mut dyn VarOwner,
+        opt: &mut dyn Optimizer,
+        data: &[Array],
+    ) -> Result<f64> {
         if data.len() != self.num_data {
             return Err(Error::invalid(
                 "TrainStep::step",
@@ -301,8 +349,12 @@ impl TrainStep {
         }
         let mut all = data.to_vec();
         all.extend(opt.next_hyper().into_iter().map(Array::scalar_f64));
-        let outs = self.bound.run_with(&mut [model, opt as &mut dyn VarOwner], &all)?;
-        outs.first().and_then(|l| l.item()).ok_or_else(|| Error::invalid("TrainStep::step", "no loss output"))
+        let outs = self
+            .bound
+            .run_with(&mut [model, opt as &mut dyn VarOwner], &all)?;
+        outs.first()
+            .and_then(|l| l.item())
+            .ok_or_else(|| Error::invalid("TrainStep::step", "no loss output"))
     }
 
     /// The compiled function (inputs: variables, data, `hyper.*`; outputs: loss, new values).
@@ -333,24 +385,39 @@ impl ApplyGradients {
         for (_, v) in params {
             tr.read_var(v);
         }
-        let grads: Vec<Tensor> =
-            params.iter().map(|(p, v)| tr.input(format!("grad.{p}"), v.ty().clone())).collect();
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(|(p, v)| tr.input(format!("grad.{p}"), v.ty().clone()))
+            .collect();
         trace_opt_update(&tr, opt, params, grads)?;
         let bound = finish_with_writes(&tr, vec![], owner, opt, backend)?;
-        Ok(ApplyGradients { bound, num_params: params.len() })
+        Ok(ApplyGradients {
+            bound,
+            num_params: params.len(),
+        })
     }
 
     /// Applies one update with `grads` (same order and types as the parameters).
-    pub fn apply(&mut self, owner: &mut dyn VarOwner, opt: &mut dyn Optimizer, grads: &[Array]) -> Result<()> {
+    pub fn apply(
+        &mut self,
+        owner: &mut dyn VarOwner,
+        opt: &mut dyn Optimizer,
+        grads: &[Array],
+    ) -> Result<()> {
         if grads.len() != self.num_params {
             return Err(Error::invalid(
                 "ApplyGradients::apply",
-                format!("expected {} gradients, got {}", self.num_params, grads.len()),
+                format!(
+                    "expected {} gradients, got {}",
+                    self.num_params,
+                    grads.len()
+                ),
             ));
         }
         let mut all = grads.to_vec();
         all.extend(opt.next_hyper().into_iter().map(Array::scalar_f64));
-        self.bound.run_with(&mut [owner, opt as &mut dyn VarOwner], &all)?;
+        self.bound
+            .run_with(&mut [owner, opt as &mut dyn VarOwner], &all)?;
         Ok(())
     }
 }

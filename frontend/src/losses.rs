@@ -11,7 +11,14 @@ use brainlift_ir::{DType, Op, TensorType};
 
 fn fail(t: &Tensor, op: &str, msg: String) -> Tensor {
     t.tracer().fail(TraceError::Op { op: op.into(), msg });
-    t.full_like(TensorType::scalar(if t.dtype().is_float() { t.dtype() } else { DType::F64 }), f64::NAN)
+    t.full_like(
+        TensorType::scalar(if t.dtype().is_float() {
+            t.dtype()
+        } else {
+            DType::F64
+        }),
+        f64::NAN,
+    )
 }
 
 /// `mean((pred - target)^2)` over every element (a scalar), BrainPy's default `reduction='mean'`.
@@ -23,11 +30,19 @@ pub fn mean_squared_error(pred: &Tensor, target: &Tensor) -> Tensor {
         return fail(
             pred,
             OP,
-            format!("predictions {} and targets {} must have the same type and shape", pred.ty(), target.ty()),
+            format!(
+                "predictions {} and targets {} must have the same type and shape",
+                pred.ty(),
+                target.ty()
+            ),
         );
     }
     if !pred.dtype().is_float() {
-        return fail(pred, OP, format!("predictions must be floats, got {}", pred.ty()));
+        return fail(
+            pred,
+            OP,
+            format!("predictions must be floats, got {}", pred.ty()),
+        );
     }
     (pred - target).square().mean_all()
 }
@@ -45,7 +60,14 @@ pub fn mean_squared_error(pred: &Tensor, target: &Tensor) -> Tensor {
 pub fn cross_entropy_loss(logits: &Tensor, targets: &Tensor) -> Tensor {
     const OP: &str = "cross_entropy_loss";
     if !logits.dtype().is_float() || logits.rank() == 0 {
-        return fail(logits, OP, format!("logits must be floats with a class axis, got {}", logits.ty()));
+        return fail(
+            logits,
+            OP,
+            format!(
+                "logits must be floats with a class axis, got {}",
+                logits.ty()
+            ),
+        );
     }
     let r = logits.rank();
     let classes = logits.shape()[r - 1];
@@ -63,7 +85,14 @@ pub fn cross_entropy_loss(logits: &Tensor, targets: &Tensor) -> Tensor {
             );
         }
         if targets.dtype() == DType::Bool {
-            return fail(logits, OP, format!("class-index targets must be i32 or float, got {}", targets.ty()));
+            return fail(
+                logits,
+                OP,
+                format!(
+                    "class-index targets must be i32 or float, got {}",
+                    targets.ty()
+                ),
+            );
         }
         let idx = targets.cast(DType::I32).stop_gradient();
         let ty = TensorType::new(DType::I32, logits.shape());
@@ -76,7 +105,11 @@ pub fn cross_entropy_loss(logits: &Tensor, targets: &Tensor) -> Tensor {
             return fail(
                 logits,
                 OP,
-                format!("one-hot targets {} must have the logits' element type ({})", targets.ty(), logits.ty()),
+                format!(
+                    "one-hot targets {} must have the logits' element type ({})",
+                    targets.ty(),
+                    logits.ty()
+                ),
             );
         }
         targets.clone()
@@ -108,7 +141,15 @@ pub fn l2_norm(tensors: &[Tensor]) -> Tensor {
     let mut acc = first.full_like(TensorType::scalar(dt), 0.0);
     for t in tensors {
         if t.dtype() != dt {
-            return fail(t, "l2_norm", format!("all tensors must share one element type: {} and {}", first.ty(), t.ty()));
+            return fail(
+                t,
+                "l2_norm",
+                format!(
+                    "all tensors must share one element type: {} and {}",
+                    first.ty(),
+                    t.ty()
+                ),
+            );
         }
         acc = acc + t.square().sum_all();
     }
@@ -118,7 +159,9 @@ pub fn l2_norm(tensors: &[Tensor]) -> Tensor {
 /// The squared norm `l2_norm(tensors)^2` computed without the square root (cheaper and
 /// differentiable at zero).
 pub fn l2_norm_squared(tensors: &[Tensor]) -> Tensor {
-    let Some(first) = tensors.first() else { return panic_free_zero() };
+    let Some(first) = tensors.first() else {
+        return panic_free_zero();
+    };
     let mut acc = first.full_like(TensorType::scalar(first.dtype()), 0.0);
     for t in tensors {
         acc = acc + t.square().sum_all();
@@ -128,5 +171,11 @@ pub fn l2_norm_squared(tensors: &[Tensor]) -> Tensor {
 
 fn panic_free_zero() -> Tensor {
     let tr = crate::Tracer::new("l2_norm_empty");
-    tr.push1(Op::Constant(brainlift_ir::Constant::splat(TensorType::scalar(DType::F64), 0.0)), &[])
+    tr.push1(
+        Op::Constant(brainlift_ir::Constant::splat(
+            TensorType::scalar(DType::F64),
+            0.0,
+        )),
+        &[],
+    )
 }

@@ -62,11 +62,18 @@ pub fn params_to_bytes(owner: &dyn VarOwner) -> Result<Vec<u8>> {
     items.sort_by(|a, b| a.0.cmp(&b.0));
     for w in items.windows(2) {
         if w[0].0 == w[1].0 {
-            return Err(Error::invalid(C, format!("two variables share the path '{}'", w[0].0)));
+            return Err(Error::invalid(
+                C,
+                format!("two variables share the path '{}'", w[0].0),
+            ));
         }
     }
     let data_len: usize = items.iter().map(|i| i.3.len()).sum();
-    let sum = checksum(items.iter().map(|(n, d, s, b)| (n.as_str(), *d, s.as_slice(), b.as_slice())));
+    let sum = checksum(
+        items
+            .iter()
+            .map(|(n, d, s, b)| (n.as_str(), *d, s.as_slice(), b.as_slice())),
+    );
     let meta = HashMap::from([
         ("format".to_string(), "brainlift".to_string()),
         ("brainlift.data_len".to_string(), data_len.to_string()),
@@ -74,24 +81,35 @@ pub fn params_to_bytes(owner: &dyn VarOwner) -> Result<Vec<u8>> {
     ]);
     let views = items
         .iter()
-        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| Error::invalid(C, e.to_string()))?)))
+        .map(|(n, d, s, b)| {
+            Ok((
+                n.clone(),
+                TensorView::new(*d, s.clone(), b).map_err(|e| Error::invalid(C, e.to_string()))?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::invalid(C, format!("serialising: {e}")))
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::invalid(C, format!("serialising: {e}")))
 }
 
 /// Writes every variable of `owner` to `path` (safetensors, see the module doc).
 pub fn save_params(owner: &dyn VarOwner, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = params_to_bytes(owner)?;
-    std::fs::write(path, bytes).map_err(|e| Error::invalid(C, format!("{}: cannot write: {e}", path.display())))
+    std::fs::write(path, bytes)
+        .map_err(|e| Error::invalid(C, format!("{}: cannot write: {e}", path.display())))
 }
 
 /// Reads the variables of `owner` from `path` (see the module doc for the checks).
 pub fn load_params(owner: &mut dyn VarOwner, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::invalid(C, format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::invalid(C, format!("{}: cannot read: {e}", path.display())))?;
     params_from_bytes(owner, &bytes).map_err(|e| match e {
-        Error::Invalid { component, msg } => Error::Invalid { component, msg: format!("{}: {msg}", path.display()) },
+        Error::Invalid { component, msg } => Error::Invalid {
+            component,
+            msg: format!("{}: {msg}", path.display()),
+        },
         other => other,
     })
 }
@@ -109,9 +127,21 @@ fn dtype_of(d: Dtype) -> Option<DType> {
 fn array_of(dt: DType, shape: &[usize], b: &[u8]) -> Result<Array> {
     let ty = TensorType::new(dt, shape);
     let data = match dt {
-        DType::F64 => TensorData::F64(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
-        DType::F32 => TensorData::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
-        DType::I32 => TensorData::I32(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
+        DType::F64 => TensorData::F64(
+            b.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        ),
+        DType::F32 => TensorData::F32(
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+        ),
+        DType::I32 => TensorData::I32(
+            b.chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+        ),
         DType::Bool => TensorData::Bool(b.to_vec()),
     };
     Ok(Array::new(ty, data)?)
@@ -120,19 +150,36 @@ fn array_of(dt: DType, shape: &[usize], b: &[u8]) -> Result<Array> {
 /// Loads the variables of `owner` from safetensors bytes (see the module doc).
 pub fn params_from_bytes(owner: &mut dyn VarOwner, bytes: &[u8]) -> Result<()> {
     if bytes.len() < 8 {
-        return Err(Error::invalid(C, format!("file is truncated: {} bytes, a safetensors file has at least 8", bytes.len())));
+        return Err(Error::invalid(
+            C,
+            format!(
+                "file is truncated: {} bytes, a safetensors file has at least 8",
+                bytes.len()
+            ),
+        ));
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let header_end = n.checked_add(8).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-        Error::invalid(C, format!("file is truncated: the header needs {n} bytes, the file has {}", bytes.len()))
-    })?;
+    let header_end = n
+        .checked_add(8)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            Error::invalid(
+                C,
+                format!(
+                    "file is truncated: the header needs {n} bytes, the file has {}",
+                    bytes.len()
+                ),
+            )
+        })?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::invalid(C, format!("file is truncated or corrupt: {e}")))?;
     let info = meta.metadata().clone().unwrap_or_default();
     let want_len: usize = info
         .get("brainlift.data_len")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::invalid(C, "not a brainlift parameter file (no brainlift.data_len)"))?;
+        .ok_or_else(|| {
+            Error::invalid(C, "not a brainlift parameter file (no brainlift.data_len)")
+        })?;
     if bytes.len() != header_end + want_len {
         return Err(Error::invalid(
             C,
@@ -145,20 +192,32 @@ pub fn params_from_bytes(owner: &mut dyn VarOwner, bytes: &[u8]) -> Result<()> {
             ),
         ));
     }
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::invalid(C, format!("corrupt file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::invalid(C, format!("corrupt file: {e}")))?;
     let mut tensors = st.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let sum = checksum(tensors.iter().map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())));
+    let sum = checksum(
+        tensors
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+    );
     if info.get("brainlift.checksum") != Some(&sum) {
         return Err(Error::invalid(
             C,
-            format!("checksum mismatch (file says {:?}, data gives {sum}): the file is corrupt", info.get("brainlift.checksum")),
+            format!(
+                "checksum mismatch (file says {:?}, data gives {sum}): the file is corrupt",
+                info.get("brainlift.checksum")
+            ),
         ));
     }
     let mut arrays: HashMap<String, Array> = HashMap::new();
     for (name, v) in &tensors {
-        let dt = dtype_of(v.dtype())
-            .ok_or_else(|| Error::invalid(C, format!("tensor '{name}' has unsupported dtype {:?}", v.dtype())))?;
+        let dt = dtype_of(v.dtype()).ok_or_else(|| {
+            Error::invalid(
+                C,
+                format!("tensor '{name}' has unsupported dtype {:?}", v.dtype()),
+            )
+        })?;
         arrays.insert(name.clone(), array_of(dt, v.shape(), v.data())?);
     }
     // Validate everything first so a bad file leaves the model untouched.
@@ -169,12 +228,25 @@ pub fn params_from_bytes(owner: &mut dyn VarOwner, bytes: &[u8]) -> Result<()> {
             return;
         }
         match arrays.get(p) {
-            None => err = Some(Error::invalid(C, format!("variable '{p}' ({}) is missing from the file", var.ty()))),
+            None => {
+                err = Some(Error::invalid(
+                    C,
+                    format!("variable '{p}' ({}) is missing from the file", var.ty()),
+                ))
+            }
             Some(a) => {
                 let ok = a.dtype() == var.ty().dtype
-                    && (a.ty() == var.ty() || (var.is_state() && a.shape().len() == var.ty().rank()));
+                    && (a.ty() == var.ty()
+                        || (var.is_state() && a.shape().len() == var.ty().rank()));
                 if !ok {
-                    err = Some(Error::invalid(C, format!("variable '{p}' is {} in the model but {} in the file", var.ty(), a.ty())));
+                    err = Some(Error::invalid(
+                        C,
+                        format!(
+                            "variable '{p}' is {} in the model but {} in the file",
+                            var.ty(),
+                            a.ty()
+                        ),
+                    ));
                 }
                 seen.push(p.to_string());
             }
@@ -185,7 +257,10 @@ pub fn params_from_bytes(owner: &mut dyn VarOwner, bytes: &[u8]) -> Result<()> {
     }
     let extra: Vec<&String> = arrays.keys().filter(|k| !seen.contains(k)).collect();
     if !extra.is_empty() {
-        return Err(Error::invalid(C, format!("the file has variables the model does not: {extra:?}")));
+        return Err(Error::invalid(
+            C,
+            format!("the file has variables the model does not: {extra:?}"),
+        ));
     }
     let mut err: Option<Error> = None;
     owner.visit_vars_mut(&mut |p, var| {

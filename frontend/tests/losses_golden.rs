@@ -2,11 +2,11 @@
 
 mod common;
 
+use brainlift::compiler::ad::value_and_grad;
 use brainlift::losses::{cross_entropy_loss, l2_norm, mean_squared_error};
 use brainlift::runtime::interpret;
 use brainlift::{Array, DType, Tensor, TensorType, trace};
-use brainlift::compiler::ad::value_and_grad;
-use common::{rel_close, read_npy, scalar_vec};
+use common::{read_npy, rel_close, scalar_vec};
 
 const G: &str = "losses";
 
@@ -21,8 +21,11 @@ fn labels_i32(file: &str) -> Array {
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let v: Vec<i64> = npy.into_vec().unwrap();
-    Array::new(TensorType::new(DType::I32, shape), brainlift::runtime::TensorData::I32(v.iter().map(|&x| x as i32).collect()))
-        .unwrap()
+    Array::new(
+        TensorType::new(DType::I32, shape),
+        brainlift::runtime::TensorData::I32(v.iter().map(|&x| x as i32).collect()),
+    )
+    .unwrap()
 }
 
 fn assert_all_close(got: &Array, want: &[f64], eps: f64, what: &str) {
@@ -54,23 +57,59 @@ fn vg(
 
 #[test]
 fn mse_value_and_gradient() {
-    let (v, g) = vg(&arr("mse_pred.npy"), &arr("mse_target.npy"), &[0], mean_squared_error);
+    let (v, g) = vg(
+        &arr("mse_pred.npy"),
+        &arr("mse_target.npy"),
+        &[0],
+        mean_squared_error,
+    );
     assert!(rel_close(v, scalar_vec(G, "mse")[0], 1e-12), "mse {v}");
-    assert_all_close(&g[0], &read_npy(G, "mse_grad_pred.npy").0, 1e-12, "mse grad");
+    assert_all_close(
+        &g[0],
+        &read_npy(G, "mse_grad_pred.npy").0,
+        1e-12,
+        "mse grad",
+    );
 }
 
 #[test]
 fn cross_entropy_integer_labels() {
-    let (v, g) = vg(&arr("ce_logits.npy"), &labels_i32("ce_labels.npy"), &[0], cross_entropy_loss);
-    assert!(rel_close(v, scalar_vec(G, "cross_entropy")[0], 1e-12), "ce {v}");
-    assert_all_close(&g[0], &read_npy(G, "ce_grad_logits.npy").0, 1e-12, "ce grad");
+    let (v, g) = vg(
+        &arr("ce_logits.npy"),
+        &labels_i32("ce_labels.npy"),
+        &[0],
+        cross_entropy_loss,
+    );
+    assert!(
+        rel_close(v, scalar_vec(G, "cross_entropy")[0], 1e-12),
+        "ce {v}"
+    );
+    assert_all_close(
+        &g[0],
+        &read_npy(G, "ce_grad_logits.npy").0,
+        1e-12,
+        "ce grad",
+    );
 }
 
 #[test]
 fn cross_entropy_float_labels_as_indices() {
-    let (v, g) = vg(&arr("ce2_logits.npy"), &arr("ce2_labels.npy"), &[0], cross_entropy_loss);
-    assert!(rel_close(v, scalar_vec(G, "cross_entropy_float_labels")[0], 1e-12), "ce2 {v}");
-    assert_all_close(&g[0], &read_npy(G, "ce2_grad_logits.npy").0, 1e-12, "ce2 grad");
+    let (v, g) = vg(
+        &arr("ce2_logits.npy"),
+        &arr("ce2_labels.npy"),
+        &[0],
+        cross_entropy_loss,
+    );
+    assert!(
+        rel_close(v, scalar_vec(G, "cross_entropy_float_labels")[0], 1e-12),
+        "ce2 {v}"
+    );
+    assert_all_close(
+        &g[0],
+        &read_npy(G, "ce2_grad_logits.npy").0,
+        1e-12,
+        "ce2 grad",
+    );
 }
 
 #[test]
@@ -83,20 +122,46 @@ fn cross_entropy_one_hot_targets_match_index_labels() {
     }
     let onehot = Array::from_f64([5, 3], oh).unwrap();
     let (v, g) = vg(&logits, &onehot, &[0], cross_entropy_loss);
-    assert!(rel_close(v, scalar_vec(G, "cross_entropy")[0], 1e-12), "ce one-hot {v}");
-    assert_all_close(&g[0], &read_npy(G, "ce_grad_logits.npy").0, 1e-12, "ce one-hot grad");
+    assert!(
+        rel_close(v, scalar_vec(G, "cross_entropy")[0], 1e-12),
+        "ce one-hot {v}"
+    );
+    assert_all_close(
+        &g[0],
+        &read_npy(G, "ce_grad_logits.npy").0,
+        1e-12,
+        "ce one-hot grad",
+    );
 }
 
 #[test]
 fn l2_norm_single_and_tree_with_squared_gradient() {
     let (a, b) = (arr("l2_A.npy"), arr("l2_B.npy"));
     let (v, _) = vg(&a, &b, &[0], |x, _| l2_norm(std::slice::from_ref(x)));
-    assert!(rel_close(v, scalar_vec(G, "l2_norm_A")[0], 1e-12), "l2 A {v}");
+    assert!(
+        rel_close(v, scalar_vec(G, "l2_norm_A")[0], 1e-12),
+        "l2 A {v}"
+    );
     let (v, _) = vg(&a, &b, &[0], |x, y| l2_norm(&[x.clone(), y.clone()]));
-    assert!(rel_close(v, scalar_vec(G, "l2_norm_tree")[0], 1e-12), "l2 tree {v}");
-    let (_, g) = vg(&a, &b, &[0, 1], |x, y| l2_norm(&[x.clone(), y.clone()]).square());
-    assert_all_close(&g[0], &read_npy(G, "l2sq_tree_grad_A.npy").0, 1e-12, "l2sq grad A");
-    assert_all_close(&g[1], &read_npy(G, "l2sq_tree_grad_B.npy").0, 1e-12, "l2sq grad B");
+    assert!(
+        rel_close(v, scalar_vec(G, "l2_norm_tree")[0], 1e-12),
+        "l2 tree {v}"
+    );
+    let (_, g) = vg(&a, &b, &[0, 1], |x, y| {
+        l2_norm(&[x.clone(), y.clone()]).square()
+    });
+    assert_all_close(
+        &g[0],
+        &read_npy(G, "l2sq_tree_grad_A.npy").0,
+        1e-12,
+        "l2sq grad A",
+    );
+    assert_all_close(
+        &g[1],
+        &read_npy(G, "l2sq_tree_grad_B.npy").0,
+        1e-12,
+        "l2sq grad B",
+    );
 }
 
 #[test]
@@ -108,7 +173,10 @@ fn loss_shape_errors_name_the_loss_and_shapes() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("mean_squared_error") && err.contains("f64[4,3]") && err.contains("f64[4,2]"), "{err}");
+    assert!(
+        err.contains("mean_squared_error") && err.contains("f64[4,3]") && err.contains("f64[4,2]"),
+        "{err}"
+    );
     let err = trace("bad", |tr| {
         let p = tr.input("p", TensorType::new(DType::F64, [4, 3]));
         let t = tr.input("t", TensorType::new(DType::I32, [5]));
@@ -116,5 +184,8 @@ fn loss_shape_errors_name_the_loss_and_shapes() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("cross_entropy_loss") && err.contains("i32[5]"), "{err}");
+    assert!(
+        err.contains("cross_entropy_loss") && err.contains("i32[5]"),
+        "{err}"
+    );
 }

@@ -22,14 +22,22 @@ impl VarOwner for P {
     }
 }
 
-fn run_traj(opt: &mut dyn Optimizer, p0: &[f64], grads: &[Vec<f64>], epoch_per_update: bool) -> Vec<Vec<f64>> {
+fn run_traj(
+    opt: &mut dyn Optimizer,
+    p0: &[f64],
+    grads: &[Vec<f64>],
+    epoch_per_update: bool,
+) -> Vec<Vec<f64>> {
     let n = p0.len();
-    let mut m = P { p: Variable::param(Array::from_f64([n], p0.to_vec()).unwrap()) };
+    let mut m = P {
+        p: Variable::param(Array::from_f64([n], p0.to_vec()).unwrap()),
+    };
     let params = named_vars(&m);
     let mut step = ApplyGradients::new(&m, &params, opt, Backend::Interp).unwrap();
     let mut traj = vec![p0.to_vec()];
     for g in grads {
-        step.apply(&mut m, opt, &[Array::from_f64([n], g.clone()).unwrap()]).unwrap();
+        step.apply(&mut m, opt, &[Array::from_f64([n], g.clone()).unwrap()])
+            .unwrap();
         if epoch_per_update {
             opt.step_epoch();
         }
@@ -57,22 +65,32 @@ fn check(traj: &[Vec<f64>], file: &str) {
 fn adam_per_update_matches_efficient_form() {
     let (p0, g) = golden_inputs();
     let mut opt = Adam::new(0.025).eps(0.1);
-    check(&run_traj(&mut opt, &p0, &g, false), "efficient_form_traj.npy");
+    check(
+        &run_traj(&mut opt, &p0, &g, false),
+        "efficient_form_traj.npy",
+    );
     assert_eq!(opt.num_updates(), 3);
 }
 
 #[test]
 fn adam_per_epoch_counter_not_stepped_matches_brainpy() {
     let (p0, g) = golden_inputs();
-    let mut opt = Adam::new(0.025).eps(0.1).bias_correction(BiasCorrection::PerEpoch);
+    let mut opt = Adam::new(0.025)
+        .eps(0.1)
+        .bias_correction(BiasCorrection::PerEpoch);
     check(&run_traj(&mut opt, &p0, &g, false), "brainpy_traj.npy");
 }
 
 #[test]
 fn adam_per_epoch_stepped_every_update_equals_efficient_form() {
     let (p0, g) = golden_inputs();
-    let mut opt = Adam::new(0.025).eps(0.1).bias_correction(BiasCorrection::PerEpoch);
-    check(&run_traj(&mut opt, &p0, &g, true), "efficient_form_traj.npy");
+    let mut opt = Adam::new(0.025)
+        .eps(0.1)
+        .bias_correction(BiasCorrection::PerEpoch);
+    check(
+        &run_traj(&mut opt, &p0, &g, true),
+        "efficient_form_traj.npy",
+    );
 }
 
 #[test]
@@ -95,7 +113,12 @@ fn adam_moments_are_optimizer_variables() {
 #[test]
 fn sgd_plain_and_momentum_hand_computed() {
     let mut opt = Sgd::new(0.1);
-    let t = run_traj(&mut opt, &[1.0, 2.0], &[vec![1.0, -2.0], vec![1.0, -2.0]], false);
+    let t = run_traj(
+        &mut opt,
+        &[1.0, 2.0],
+        &[vec![1.0, -2.0], vec![1.0, -2.0]],
+        false,
+    );
     assert_eq!(t[2], vec![1.0 - 0.1 - 0.1, 2.0 + 0.2 + 0.2]);
     // v1 = 0.1 g, v2 = 0.9 v1 + 0.1 g = 0.19 g
     let mut opt = Sgd::with_momentum(0.1, 0.9);
@@ -106,7 +129,11 @@ fn sgd_plain_and_momentum_hand_computed() {
 
 #[test]
 fn exponential_decay_is_continuous_per_call() {
-    let s = LrSchedule::ExponentialDecay { lr: 0.025, decay_steps: 2.0, decay_rate: 0.5 };
+    let s = LrSchedule::ExponentialDecay {
+        lr: 0.025,
+        decay_steps: 2.0,
+        decay_rate: 0.5,
+    };
     assert_eq!(s.lr_at(0), 0.025);
     assert!(rel_close(s.lr_at(1), 0.025 * 0.5f64.sqrt(), 1e-15));
     assert_eq!(s.lr_at(2), 0.0125);
@@ -121,11 +148,19 @@ fn gradient_clipping_by_global_norm() {
     // grads (3, 4) have norm 5; clipped to norm 1 -> (0.6, 0.8)
     let mut opt = Sgd::new(1.0).clip_grad_norm(1.0);
     let t = run_traj(&mut opt, &[0.0, 0.0], &[vec![3.0, 4.0]], false);
-    assert!(rel_close(t[1][0], -0.6, 1e-12) && rel_close(t[1][1], -0.8, 1e-12), "{:?}", t[1]);
+    assert!(
+        rel_close(t[1][0], -0.6, 1e-12) && rel_close(t[1][1], -0.8, 1e-12),
+        "{:?}",
+        t[1]
+    );
     // under the limit: unchanged
     let mut opt = Sgd::new(1.0).clip_grad_norm(10.0);
     let t = run_traj(&mut opt, &[0.0, 0.0], &[vec![3.0, 4.0]], false);
-    assert!(rel_close(t[1][0], -3.0, 1e-12) && rel_close(t[1][1], -4.0, 1e-12), "{:?}", t[1]);
+    assert!(
+        rel_close(t[1][0], -3.0, 1e-12) && rel_close(t[1][1], -4.0, 1e-12),
+        "{:?}",
+        t[1]
+    );
 }
 
 #[test]
@@ -141,6 +176,10 @@ fn bad_hyper_parameters_are_rejected() {
     let mut opt = Adam::new(0.1).betas(1.5, 0.999);
     let err = opt.register(&[]).unwrap_err().to_string();
     assert!(err.contains("beta1") && err.contains("1.5"), "{err}");
-    let mut opt = Sgd::new(LrSchedule::ExponentialDecay { lr: 0.1, decay_steps: 0.0, decay_rate: 0.9 });
+    let mut opt = Sgd::new(LrSchedule::ExponentialDecay {
+        lr: 0.1,
+        decay_steps: 0.0,
+        decay_rate: 0.9,
+    });
     assert!(opt.register(&[]).is_err());
 }

@@ -5,7 +5,7 @@ mod common;
 use brainlift::autograd::{grad, trace_loss};
 use brainlift::losses::{l2_norm, mean_squared_error};
 use brainlift::nn::{GruCell, LstmCell, RnnCell};
-use brainlift::optim::Adam;
+use brainlift::optim::{Adam, Optimizer};
 use brainlift::params_io::{load_params, params_from_bytes, params_to_bytes, save_params};
 use brainlift::runtime::gradcheck::check_grad;
 use brainlift::train::{Bptt, ModelView, forward_over_time};
@@ -47,8 +47,14 @@ fn golden_rnn_hidden_and_gradients() {
     .unwrap();
     let (grads, loss) = g.call(&mut cell, &[x, target]).unwrap();
     let want_loss = common::scalar_vec("rnn", "loss")[0];
-    assert!(rel_close(loss, want_loss, 1e-12), "loss {loss} vs {want_loss}");
-    for ((path, gv), file) in grads.iter().zip(["grad_Wi.npy", "grad_Wh.npy", "grad_b.npy"]) {
+    assert!(
+        rel_close(loss, want_loss, 1e-12),
+        "loss {loss} vs {want_loss}"
+    );
+    for ((path, gv), file) in grads
+        .iter()
+        .zip(["grad_Wi.npy", "grad_Wh.npy", "grad_b.npy"])
+    {
         let (want, _) = read_npy("rnn", file);
         for (i, (a, b)) in gv.to_f64_vec().iter().zip(&want).enumerate() {
             assert!(rel_close(*a, *b, 1e-10), "{path}[{i}]: {a} vs {b}");
@@ -62,12 +68,28 @@ fn tutorial_model_bptt_gradient_matches_finite_differences() {
     let mut model = TutorialRnn::new(1, 6).unwrap();
     // a non-zero trainable initial state so its gradient path is exercised
     let s = Array::from_f64([6], vec![0.1, -0.2, 0.3, 0.05, -0.1, 0.2]).unwrap();
-    model.rnn.state2train.as_mut().unwrap().set_value(s).unwrap();
+    model
+        .rnn
+        .state2train
+        .as_mut()
+        .unwrap()
+        .set_value(s)
+        .unwrap();
     let (x, y) = build_inputs_and_targets(3, 6, 0.04).unwrap();
     model.reset_state(3);
     let params = train_vars(&model);
     let names: Vec<&str> = params.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(names, ["rnn.Wi", "rnn.Wh", "rnn.b", "rnn.state2train", "out.W", "out.b"]);
+    assert_eq!(
+        names,
+        [
+            "rnn.Wi",
+            "rnn.Wh",
+            "rnn.b",
+            "rnn.state2train",
+            "out.W",
+            "out.b"
+        ]
+    );
     let data = [("xs", x.ty().clone()), ("targets", y.ty().clone())];
     let lt = trace_loss("tut", &model, &params, &data, false, |tr, d| {
         model.reset_state_traced(tr);
@@ -76,8 +98,10 @@ fn tutorial_model_bptt_gradient_matches_finite_differences() {
     })
     .unwrap();
     // assemble the inputs: variables by binding, then the data
-    let by_id: std::collections::HashMap<u64, Array> =
-        named_vars(&model).into_iter().map(|(_, v)| (v.id(), v.value().clone())).collect();
+    let by_id: std::collections::HashMap<u64, Array> = named_vars(&model)
+        .into_iter()
+        .map(|(_, v)| (v.id(), v.value().clone()))
+        .collect();
     let mut inputs = vec![None; lt.function.params.len()];
     for &(id, pos) in &lt.binding.var_inputs {
         inputs[pos] = Some(by_id[&id].clone());
@@ -91,19 +115,26 @@ fn tutorial_model_bptt_gradient_matches_finite_differences() {
     assert!(rep.max_err < 1e-6, "{rep:#?}");
     // the initial state really is differentiated
     let s2t = &rep.inputs[3];
-    assert!(s2t.analytic.abs() > 1e-8, "state2train gradient is zero: {s2t:?}");
+    assert!(
+        s2t.analytic.abs() > 1e-8,
+        "state2train gradient is zero: {s2t:?}"
+    );
 }
 
-fn small_trainer(seed: u64) -> Bptt<TutorialRnn, fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor> {
+type LossFn = fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor;
+
+fn small_trainer(seed: u64) -> Bptt<TutorialRnn, LossFn> {
     random::seed(seed);
     let model = TutorialRnn::new(1, 8).unwrap();
-    Bptt::new(model, tutorial_loss as fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor, Adam::new(0.02).eps(0.1))
+    Bptt::new(model, tutorial_loss as LossFn, Adam::new(0.02).eps(0.1))
         .backend(Backend::Interp)
         .verbose(false)
 }
 
 fn batches(n: usize, b: usize, t: usize) -> Vec<(Array, Array)> {
-    (0..n).map(|_| build_inputs_and_targets(b, t, 0.04).unwrap()).collect()
+    (0..n)
+        .map(|_| build_inputs_and_targets(b, t, 0.04).unwrap())
+        .collect()
 }
 
 #[test]
@@ -120,8 +151,18 @@ fn bptt_trains_the_initial_state_and_records_history() {
     assert_eq!(losses[0], mean0);
     assert!(losses[2] < losses[0], "{losses:?}");
     assert_ne!(tr.model.out.w.value().to_f64_vec(), before);
-    let s = tr.model.rnn.state2train.as_ref().unwrap().value().to_f64_vec();
-    assert!(s.iter().any(|v| v.abs() > 1e-6), "state2train stayed at zero: {s:?}");
+    let s = tr
+        .model
+        .rnn
+        .state2train
+        .as_ref()
+        .unwrap()
+        .value()
+        .to_f64_vec();
+    assert!(
+        s.iter().any(|v| v.abs() > 1e-6),
+        "state2train stayed at zero: {s:?}"
+    );
     assert_eq!(tr.optimizer().num_updates(), 12);
     // predict: (B, T, 1)
     let p = tr.predict(&data[0].0).unwrap();
@@ -146,22 +187,40 @@ fn bptt_rejects_bad_input() {
     let mut tr = small_trainer(1);
     let err = tr.fit(batches(1, 4, 5), 0).unwrap_err().to_string();
     assert!(err.contains("num_epoch"), "{err}");
-    let err = tr.fit(Vec::<(Array, Array)>::new(), 1).unwrap_err().to_string();
-    assert!(err.contains("no batches") && err.contains("epoch 0"), "{err}");
+    let err = tr
+        .fit(Vec::<(Array, Array)>::new(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no batches") && err.contains("epoch 0"),
+        "{err}"
+    );
     let (x, _) = build_inputs_and_targets(4, 5, 0.04).unwrap();
     let (_, y_long) = build_inputs_and_targets(4, 6, 0.04).unwrap();
-    let err = tr.fit(vec![(x.clone(), y_long)], 1).unwrap_err().to_string();
-    assert!(err.contains("targets f64[4,6,1]") && err.contains("batch 0"), "{err}");
+    let err = tr
+        .fit(vec![(x.clone(), y_long)], 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("targets f64[4,6,1]") && err.contains("batch 0"),
+        "{err}"
+    );
     let y2 = Array::from_f64([4, 5, 2], vec![0.0; 40]).unwrap();
     let err = tr.fit(vec![(x.clone(), y2)], 1).unwrap_err().to_string();
-    assert!(err.contains("mean_squared_error") && err.contains("f64[4,5,2]"), "{err}");
+    assert!(
+        err.contains("mean_squared_error") && err.contains("f64[4,5,2]"),
+        "{err}"
+    );
     // NaN in the second batch's inputs: stops with epoch and batch named
     let mut data = batches(3, 4, 5);
     let mut v = data[1].0.to_f64_vec();
     v[3] = f64::NAN;
     data[1].0 = Array::from_f64([4, 5, 1], v).unwrap();
     let err = tr.fit(data, 2).unwrap_err().to_string();
-    assert!(err.contains("NaN") && err.contains("epoch 0, batch 1"), "{err}");
+    assert!(
+        err.contains("NaN") && err.contains("epoch 0, batch 1"),
+        "{err}"
+    );
 }
 
 fn tiny_cfg(seed: u64) -> RnnConfig {
@@ -189,7 +248,14 @@ fn tutorial_loss_history_is_reproducible_per_seed() {
 #[test]
 fn reduced_tutorial_run_decreases_and_writes_plots() {
     let dir = std::env::temp_dir().join(format!("brainlift_rnn_test_{}", std::process::id()));
-    let cfg = RnnConfig { out_dir: Some(dir.clone()), ..RnnConfig { backend: Backend::Interp, verbose: false, ..RnnConfig::quick() } };
+    let cfg = RnnConfig {
+        out_dir: Some(dir.clone()),
+        ..RnnConfig {
+            backend: Backend::Interp,
+            verbose: false,
+            ..RnnConfig::quick()
+        }
+    };
     let r = run_rnn_part(&cfg).unwrap();
     assert_eq!(r.losses.len(), 3);
     assert!(r.losses.windows(2).all(|w| w[1] < w[0]), "{:?}", r.losses);
@@ -208,12 +274,24 @@ fn lstm_and_gru_match_hand_computed_steps() {
     let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
     let mut lstm = LstmCell::new(1, 1).unwrap();
     let (wi, wh) = ([0.5, -0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]);
-    lstm.wi.set_value(Array::from_f64([1, 4], wi.to_vec()).unwrap()).unwrap();
-    lstm.wh.set_value(Array::from_f64([1, 4], wh.to_vec()).unwrap()).unwrap();
-    lstm.b.set_value(Array::from_f64([4], vec![0.0, 0.1, 0.0, -0.1]).unwrap()).unwrap();
+    lstm.wi
+        .set_value(Array::from_f64([1, 4], wi.to_vec()).unwrap())
+        .unwrap();
+    lstm.wh
+        .set_value(Array::from_f64([1, 4], wh.to_vec()).unwrap())
+        .unwrap();
+    lstm.b
+        .set_value(Array::from_f64([4], vec![0.0, 0.1, 0.0, -0.1]).unwrap())
+        .unwrap();
     lstm.reset_state(1);
     let xs = [1.0, 2.0];
-    let out = run_over_time(&mut lstm, &Array::from_f64([1, 2, 1], xs.to_vec()).unwrap(), true, Backend::Interp).unwrap();
+    let out = run_over_time(
+        &mut lstm,
+        &Array::from_f64([1, 2, 1], xs.to_vec()).unwrap(),
+        true,
+        Backend::Interp,
+    )
+    .unwrap();
     let (mut h, mut c) = (0.0, 0.0);
     let bias = [0.0, 0.1, 0.0, -0.1];
     let mut want = vec![];
@@ -230,11 +308,23 @@ fn lstm_and_gru_match_hand_computed_steps() {
 
     let mut gru = GruCell::new(1, 1).unwrap();
     let (wi, wh, b) = ([0.5, -0.3, 0.8], [0.2, 0.4, -0.6], [0.1, 0.0, -0.2]);
-    gru.wi.set_value(Array::from_f64([1, 3], wi.to_vec()).unwrap()).unwrap();
-    gru.wh.set_value(Array::from_f64([1, 3], wh.to_vec()).unwrap()).unwrap();
-    gru.b.set_value(Array::from_f64([3], b.to_vec()).unwrap()).unwrap();
+    gru.wi
+        .set_value(Array::from_f64([1, 3], wi.to_vec()).unwrap())
+        .unwrap();
+    gru.wh
+        .set_value(Array::from_f64([1, 3], wh.to_vec()).unwrap())
+        .unwrap();
+    gru.b
+        .set_value(Array::from_f64([3], b.to_vec()).unwrap())
+        .unwrap();
     gru.reset_state(1);
-    let out = run_over_time(&mut gru, &Array::from_f64([1, 2, 1], xs.to_vec()).unwrap(), true, Backend::Interp).unwrap();
+    let out = run_over_time(
+        &mut gru,
+        &Array::from_f64([1, 2, 1], xs.to_vec()).unwrap(),
+        true,
+        Backend::Interp,
+    )
+    .unwrap();
     let mut h = 0.0;
     let mut want = vec![];
     for x in xs {
@@ -251,13 +341,29 @@ fn lstm_and_gru_match_hand_computed_steps() {
 
 #[test]
 fn cells_reject_zero_sizes_and_name_paths() {
-    assert!(RnnCell::new(0, 3).unwrap_err().to_string().contains("RnnCell"));
+    assert!(
+        RnnCell::new(0, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("RnnCell")
+    );
     assert!(GruCell::new(2, 0).is_err());
     assert!(LstmCell::new(0, 0).is_err());
     random::seed(0);
     let m = TutorialRnn::new(1, 4).unwrap();
     let paths: Vec<String> = named_vars(&m).into_iter().map(|(p, _)| p).collect();
-    assert_eq!(paths, ["rnn.Wi", "rnn.Wh", "rnn.b", "rnn.state2train", "rnn.state", "out.W", "out.b"]);
+    assert_eq!(
+        paths,
+        [
+            "rnn.Wi",
+            "rnn.Wh",
+            "rnn.b",
+            "rnn.state2train",
+            "rnn.state",
+            "out.W",
+            "out.b"
+        ]
+    );
 }
 
 #[test]
@@ -266,18 +372,31 @@ fn params_roundtrip_and_corruption_is_detected() {
     let a = TutorialRnn::new(1, 5).unwrap();
     random::seed(12);
     let mut b = TutorialRnn::new(1, 5).unwrap();
-    let path = std::env::temp_dir().join(format!("brainlift_params_{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "brainlift_params_{}.safetensors",
+        std::process::id()
+    ));
     save_params(&a, &path).unwrap();
     load_params(&mut b, &path).unwrap();
-    let va: Vec<Vec<f64>> = named_vars(&a).iter().map(|(_, v)| v.value().to_f64_vec()).collect();
-    let vb: Vec<Vec<f64>> = named_vars(&b).iter().map(|(_, v)| v.value().to_f64_vec()).collect();
+    let va: Vec<Vec<f64>> = named_vars(&a)
+        .iter()
+        .map(|(_, v)| v.value().to_f64_vec())
+        .collect();
+    let vb: Vec<Vec<f64>> = named_vars(&b)
+        .iter()
+        .map(|(_, v)| v.value().to_f64_vec())
+        .collect();
     assert_eq!(va, vb);
     let bytes = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     // truncated
-    let err = params_from_bytes(&mut b, &bytes[..bytes.len() - 3]).unwrap_err().to_string();
+    let err = params_from_bytes(&mut b, &bytes[..bytes.len() - 3])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("truncated"), "{err}");
-    let err = params_from_bytes(&mut b, &bytes[..5]).unwrap_err().to_string();
+    let err = params_from_bytes(&mut b, &bytes[..5])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("truncated"), "{err}");
     // one flipped data byte
     let mut bad = bytes.clone();
@@ -289,7 +408,75 @@ fn params_roundtrip_and_corruption_is_detected() {
     random::seed(13);
     let mut c = TutorialRnn::new(1, 6).unwrap();
     let before = c.rnn.wh.value().clone();
-    let err = params_from_bytes(&mut c, &params_to_bytes(&a).unwrap()).unwrap_err().to_string();
+    let err = params_from_bytes(&mut c, &params_to_bytes(&a).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rnn.Wh") || err.contains("rnn.Wi"), "{err}");
     assert_eq!(c.rnn.wh.value(), &before);
+}
+
+#[test]
+fn train_step_is_one_function_with_forward_and_reverse_scans() {
+    use brainlift::autograd::TrainStep;
+    use brainlift::ir::Op;
+    random::seed(2);
+    let mut model = TutorialRnn::new(1, 4).unwrap();
+    let mut opt = Adam::new(0.01).eps(0.1);
+    let (x, y) = build_inputs_and_targets(2, 3, 0.04).unwrap();
+    model.reset_state(2);
+    let data = [("xs", x.ty().clone()), ("targets", y.ty().clone())];
+    let m = &model;
+    let mut step = TrainStep::new("step", m, &mut opt, &data, Backend::Interp, |tr, d| {
+        m.reset_state_traced(tr);
+        let p = forward_over_time(tr, m, &d[0])?;
+        Ok(tutorial_loss(&p, &d[1], &ModelView::new(tr, m)))
+    })
+    .unwrap();
+    let f = step.function();
+    let scans: Vec<bool> = f
+        .insts
+        .iter()
+        .filter_map(|i| {
+            if let Op::Scan(s) = &i.op {
+                Some(s.reverse)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        scans.contains(&false) && scans.contains(&true),
+        "scans (reverse flags): {scans:?}"
+    );
+    let outs: Vec<&str> = f.outputs.iter().map(|o| o.name.as_str()).collect();
+    for want in [
+        "loss",
+        "new.rnn.Wh",
+        "new.rnn.state2train",
+        "new.out.b",
+        "new.opt.m.rnn.Wh",
+        "new.opt.v.out.W",
+    ] {
+        assert!(outs.contains(&want), "missing output {want}: {outs:?}");
+    }
+    let ins: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        ins.contains(&"hyper.lr_step") && ins.contains(&"xs"),
+        "{ins:?}"
+    );
+    // the same compiled function is reused: two steps, two updates, parameters move
+    let w0 = model.rnn.wh.value().clone();
+    let l1 = step
+        .step(&mut model, &mut opt, &[x.clone(), y.clone()])
+        .unwrap();
+    model.reset_state(2);
+    let l2 = step.step(&mut model, &mut opt, &[x, y]).unwrap();
+    assert!(l2 < l1, "{l1} -> {l2}");
+    assert_ne!(model.rnn.wh.value(), &w0);
+    assert_eq!(opt.num_updates(), 2);
+    let err = step
+        .step(&mut model, &mut opt, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected 2 data arrays"), "{err}");
 }

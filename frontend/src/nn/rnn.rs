@@ -45,7 +45,10 @@ impl Activation {
 
 fn check_sizes(cell: &str, num_in: usize, num_out: usize) -> Result<()> {
     if num_in == 0 || num_out == 0 {
-        return Err(Error::invalid(cell, format!("num_in and num_out must be positive, got {num_in} and {num_out}")));
+        return Err(Error::invalid(
+            cell,
+            format!("num_in and num_out must be positive, got {num_in} and {num_out}"),
+        ));
     }
     Ok(())
 }
@@ -237,11 +240,14 @@ impl Module for GruCell {
         let wh = tr.read_var(&self.wh);
         let b = tr.read_var(&self.b);
         let gx = x.matmul(&wi);
-        let zr = gx.slice_axis(1, 0, 2 * n) + h.matmul(&wh.slice_axis(1, 0, 2 * n)) + b.slice_axis(0, 0, 2 * n);
+        let zr = gx.slice_axis(1, 0, 2 * n)
+            + h.matmul(&wh.slice_axis(1, 0, 2 * n))
+            + b.slice_axis(0, 0, 2 * n);
         let zr = zr.sigmoid();
         let z = zr.slice_axis(1, 0, n);
         let r = zr.slice_axis(1, n, 2 * n);
-        let a = (gx.slice_axis(1, 2 * n, 3 * n) + (&r * &h).matmul(&wh.slice_axis(1, 2 * n, 3 * n))
+        let a = (gx.slice_axis(1, 2 * n, 3 * n)
+            + (&r * &h).matmul(&wh.slice_axis(1, 2 * n, 3 * n))
             + b.slice_axis(0, 2 * n, 3 * n))
         .tanh();
         let h_new = (1.0 - &z) * &h + &z * &a;

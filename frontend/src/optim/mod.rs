@@ -47,9 +47,11 @@ impl LrSchedule {
     pub fn lr_at(&self, i: u64) -> f64 {
         match *self {
             LrSchedule::Constant(lr) => lr,
-            LrSchedule::ExponentialDecay { lr, decay_steps, decay_rate } => {
-                lr * decay_rate.powf(i as f64 / decay_steps)
-            }
+            LrSchedule::ExponentialDecay {
+                lr,
+                decay_steps,
+                decay_rate,
+            } => lr * decay_rate.powf(i as f64 / decay_steps),
         }
     }
 
@@ -57,8 +59,16 @@ impl LrSchedule {
     pub fn validate(&self) -> Result<()> {
         let ok = match *self {
             LrSchedule::Constant(lr) => lr.is_finite() && lr >= 0.0,
-            LrSchedule::ExponentialDecay { lr, decay_steps, decay_rate } => {
-                lr.is_finite() && lr >= 0.0 && decay_steps > 0.0 && decay_rate > 0.0 && decay_rate.is_finite()
+            LrSchedule::ExponentialDecay {
+                lr,
+                decay_steps,
+                decay_rate,
+            } => {
+                lr.is_finite()
+                    && lr >= 0.0
+                    && decay_steps > 0.0
+                    && decay_rate > 0.0
+                    && decay_rate.is_finite()
             }
         };
         if ok {
@@ -66,7 +76,9 @@ impl LrSchedule {
         } else {
             Err(crate::Error::invalid(
                 "LrSchedule",
-                format!("{self:?}: the rate must be finite and >= 0, decay_steps and decay_rate > 0"),
+                format!(
+                    "{self:?}: the rate must be finite and >= 0, decay_steps and decay_rate > 0"
+                ),
             ))
         }
     }
@@ -116,7 +128,9 @@ pub trait Optimizer: VarOwner {
 /// Scales `grads` so their global L2 norm is at most `max_norm`:
 /// `g * min(1, max_norm / (norm + 1e-12))` (traced).
 pub fn clip_by_global_norm(grads: &[Tensor], max_norm: f64) -> Vec<Tensor> {
-    let Some(first) = grads.first() else { return vec![] };
+    let Some(first) = grads.first() else {
+        return vec![];
+    };
     let dt = first.dtype();
     let mut acc = first.full_like(TensorType::scalar(dt), 0.0);
     for g in grads {
@@ -130,7 +144,11 @@ pub fn clip_by_global_norm(grads: &[Tensor], max_norm: f64) -> Vec<Tensor> {
 
 /// A hyper scalar (`f64[]`) converted to the element type of `like`.
 pub(crate) fn hyper_as(h: &Tensor, like: &Tensor) -> Tensor {
-    if like.dtype() == DType::F64 { h.clone() } else { h.cast(like.dtype()) }
+    if like.dtype() == DType::F64 {
+        h.clone()
+    } else {
+        h.cast(like.dtype())
+    }
 }
 
 /// Per-parameter optimiser state: `k` zero-initialised variables per registered parameter,
@@ -144,7 +162,10 @@ pub(crate) struct Slots {
 
 impl Slots {
     pub(crate) fn new(names: &[&'static str]) -> Slots {
-        Slots { names: names.to_vec(), slots: vec![] }
+        Slots {
+            names: names.to_vec(),
+            slots: vec![],
+        }
     }
 
     pub(crate) fn register(&mut self, params: &[(String, Variable)]) {
@@ -152,7 +173,11 @@ impl Slots {
             if self.slots.iter().any(|(_, id, _)| *id == v.id()) {
                 continue;
             }
-            let vars = self.names.iter().map(|_| Variable::constant(Array::zeros(v.ty().clone()))).collect();
+            let vars = self
+                .names
+                .iter()
+                .map(|_| Variable::constant(Array::zeros(v.ty().clone())))
+                .collect();
             self.slots.push((path.clone(), v.id(), vars));
         }
     }
@@ -164,7 +189,10 @@ impl Slots {
             .map(|(_, _, v)| v.as_slice())
             .ok_or_else(|| TraceError::Op {
                 op: "optimizer update".into(),
-                msg: format!("parameter of type {} was not registered with the optimiser", param.ty()),
+                msg: format!(
+                    "parameter of type {} was not registered with the optimiser",
+                    param.ty()
+                ),
             })
     }
 
@@ -185,7 +213,12 @@ impl Slots {
     }
 }
 
-pub(crate) fn check_counts(params: usize, grads: usize, hyper: usize, want_hyper: usize) -> Result<(), TraceError> {
+pub(crate) fn check_counts(
+    params: usize,
+    grads: usize,
+    hyper: usize,
+    want_hyper: usize,
+) -> Result<(), TraceError> {
     if params != grads || hyper != want_hyper {
         return Err(TraceError::Op {
             op: "optimizer update".into(),

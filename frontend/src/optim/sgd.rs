@@ -27,7 +27,13 @@ impl Sgd {
 
     /// SGD with momentum.
     pub fn with_momentum(lr: impl Into<LrSchedule>, momentum: f64) -> Sgd {
-        Sgd { lr: lr.into(), momentum, clip_norm: None, updates: 0, slots: Slots::new(&["velocity"]) }
+        Sgd {
+            lr: lr.into(),
+            momentum,
+            clip_norm: None,
+            updates: 0,
+            slots: Slots::new(&["velocity"]),
+        }
     }
 
     /// Clips gradients to global norm `max_norm` before the update (builder style).
@@ -50,7 +56,10 @@ impl Optimizer for Sgd {
     fn register(&mut self, params: &[(String, Variable)]) -> Result<()> {
         self.lr.validate()?;
         if !(self.momentum.is_finite() && self.momentum >= 0.0) {
-            return Err(crate::Error::invalid("Sgd", format!("momentum must be finite and >= 0, got {}", self.momentum)));
+            return Err(crate::Error::invalid(
+                "Sgd",
+                format!("momentum must be finite and >= 0, got {}", self.momentum),
+            ));
         }
         if self.momentum > 0.0 {
             self.slots.register(params);

@@ -38,18 +38,27 @@ pub struct ModelView<'a> {
 impl<'a> ModelView<'a> {
     /// A view of `model`'s variables in the trace `tr`.
     pub fn new(tr: &Tracer, model: &'a dyn VarOwner) -> ModelView<'a> {
-        ModelView { tr: tr.clone(), model }
+        ModelView {
+            tr: tr.clone(),
+            model,
+        }
     }
 
     /// The traced values of every trainable variable (BrainPy's `model.train_vars()`), in
     /// visiting order; e.g. for `l2_norm(&view.train_vars())`.
     pub fn train_vars(&self) -> Vec<Tensor> {
-        train_vars(self.model).iter().map(|(_, v)| self.tr.read_var(v)).collect()
+        train_vars(self.model)
+            .iter()
+            .map(|(_, v)| self.tr.read_var(v))
+            .collect()
     }
 
     /// The traced value of the variable at `path` (`rnn.Wh`), if any.
     pub fn var(&self, path: &str) -> Option<Tensor> {
-        named_vars(self.model).into_iter().find(|(p, _)| p == path).map(|(_, v)| self.tr.read_var(&v))
+        named_vars(self.model)
+            .into_iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| self.tr.read_var(&v))
     }
 
     /// The tracer.
@@ -91,7 +100,11 @@ where
 
 /// Traces `model` over batch-first inputs `xs: (B, T, F)` in `tr` (one `scan` whose carry is
 /// the model's states, starting from their current traced values); returns `(B, T, out)`.
-pub fn forward_over_time(tr: &Tracer, model: &dyn Module, xs: &Tensor) -> Result<Tensor, TraceError> {
+pub fn forward_over_time(
+    tr: &Tracer,
+    model: &dyn Module,
+    xs: &Tensor,
+) -> Result<Tensor, TraceError> {
     let states = state_vars(model);
     let init: Vec<Tensor> = states.iter().map(|(_, v)| tr.read_var(v)).collect();
     let (_, ys) = tr.scan(&init, &[swap01(xs)], None, false, |body, c, x| {
@@ -179,7 +192,10 @@ where
     /// updated).
     pub fn fit<D: TrainData>(&mut self, mut train_data: D, num_epoch: usize) -> Result<Vec<f64>> {
         if num_epoch == 0 {
-            return Err(Error::invalid("Bptt::fit", "num_epoch must be at least 1, got 0"));
+            return Err(Error::invalid(
+                "Bptt::fit",
+                "num_epoch must be at least 1, got 0",
+            ));
         }
         let mut out = Vec::with_capacity(num_epoch);
         let e0 = self.hist.len();
@@ -218,7 +234,10 @@ where
                 pb.finish_and_clear();
             }
             if losses.is_empty() {
-                return Err(Error::invalid("Bptt::fit", format!("the training data yielded no batches in epoch {e}")));
+                return Err(Error::invalid(
+                    "Bptt::fit",
+                    format!("the training data yielded no batches in epoch {e}"),
+                ));
             }
             self.opt.step_epoch();
             let secs = start.elapsed().as_secs_f64();
@@ -238,7 +257,13 @@ where
     fn train_batch(&mut self, x: &Array, y: &Array) -> Result<f64> {
         let (xs, ys) = (x.shape(), y.shape());
         if xs.len() != 3 || !x.dtype().is_float() {
-            return Err(Error::invalid("Bptt", format!("inputs must be float (batch, time, features), got {}", x.ty())));
+            return Err(Error::invalid(
+                "Bptt",
+                format!(
+                    "inputs must be float (batch, time, features), got {}",
+                    x.ty()
+                ),
+            ));
         }
         if ys.len() < 2 || ys[0] != xs[0] || ys[1] != xs[1] {
             return Err(Error::invalid(
@@ -280,7 +305,10 @@ where
     /// `(B, T, out)`. (The notebook calls `model.reset(B)` before BrainPy's `predict`.)
     pub fn predict(&mut self, x: &Array) -> Result<Array> {
         if x.shape().len() != 3 {
-            return Err(Error::invalid("Bptt::predict", format!("inputs must be (batch, time, features), got {}", x.ty())));
+            return Err(Error::invalid(
+                "Bptt::predict",
+                format!("inputs must be (batch, time, features), got {}", x.ty()),
+            ));
         }
         self.model.reset_state(x.shape()[0]);
         self.predict_continue(x)
@@ -298,12 +326,16 @@ where
         Ok(out.remove(0))
     }
 
-    /// The per-epoch history of a metric: `"loss"` (epoch means, BrainPy's `which='report'`)
-    /// or `"loss_detailed"` is not a flat list — use [`Bptt::detailed_losses`].
+    /// The per-epoch history of a metric. Only `"loss"` exists: the epoch means (BrainPy's
+    /// `get_hist_metric(metric='loss', which='report')`); the per-batch losses are
+    /// [`Bptt::detailed_losses`]. Another name is an error.
     pub fn hist_metric(&self, name: &str) -> Result<&[f64]> {
         match name {
             "loss" => Ok(&self.hist),
-            other => Err(Error::invalid("Bptt::hist_metric", format!("unknown metric '{other}': expected 'loss'"))),
+            other => Err(Error::invalid(
+                "Bptt::hist_metric",
+                format!("unknown metric '{other}': expected 'loss'"),
+            )),
         }
     }
 

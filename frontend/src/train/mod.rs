@@ -2,5 +2,4 @@
 
 pub mod bptt;
 
-
 pub use bptt::{Bptt, ModelView, TrainData, forward_over_time};

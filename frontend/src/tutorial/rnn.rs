@@ -73,7 +73,13 @@ impl Default for RnnConfig {
 impl RnnConfig {
     /// A reduced run for tests: 3 epochs of 10 batches of 32 sequences, 32 hidden units.
     pub fn quick() -> RnnConfig {
-        RnnConfig { batch: 32, batches_per_epoch: 10, num_epoch: 3, num_hidden: 32, ..RnnConfig::default() }
+        RnnConfig {
+            batch: 32,
+            batches_per_epoch: 10,
+            num_epoch: 3,
+            num_hidden: 32,
+            ..RnnConfig::default()
+        }
     }
 }
 
@@ -160,16 +166,30 @@ pub fn build_inputs_and_targets(batch: usize, num_step: usize, dt: f64) -> Resul
             y[b * num_step + t] = acc;
         }
     }
-    Ok((Array::from_f64([batch, num_step, 1], x)?, Array::from_f64([batch, num_step, 1], y)?))
+    Ok((
+        Array::from_f64([batch, num_step, 1], x)?,
+        Array::from_f64([batch, num_step, 1], y)?,
+    ))
 }
 
 /// Runs tutorial part 2 (see the module doc); prints the notebook's lines when `verbose`.
 pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
-    if cfg.num_epoch == 0 || cfg.batches_per_epoch == 0 || cfg.batch == 0 || cfg.num_step == 0 || cfg.num_hidden == 0 {
-        return Err(Error::invalid("run_rnn_part", format!("every size must be positive: {cfg:?}")));
+    if cfg.num_epoch == 0
+        || cfg.batches_per_epoch == 0
+        || cfg.batch == 0
+        || cfg.num_step == 0
+        || cfg.num_hidden == 0
+    {
+        return Err(Error::invalid(
+            "run_rnn_part",
+            format!("every size must be positive: {cfg:?}"),
+        ));
     }
     if !(cfg.dt > 0.0 && cfg.dt.is_finite()) {
-        return Err(Error::invalid("run_rnn_part", format!("dt must be positive, got {}", cfg.dt)));
+        return Err(Error::invalid(
+            "run_rnn_part",
+            format!("dt must be positive, got {}", cfg.dt),
+        ));
     }
     let start = Instant::now();
     random::seed(cfg.seed);
@@ -178,30 +198,55 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
     let loss = move |p: &Tensor, t: &Tensor, m: &crate::train::ModelView<'_>| {
         mean_squared_error(p, t) + l2_norm(&m.train_vars()).square() * l2_reg
     };
-    let lr = LrSchedule::ExponentialDecay { lr: 0.025, decay_steps: 1.0, decay_rate: 0.99975 };
-    let bc = if cfg.brainpy_bias_correction { BiasCorrection::PerEpoch } else { BiasCorrection::PerUpdate };
+    let lr = LrSchedule::ExponentialDecay {
+        lr: 0.025,
+        decay_steps: 1.0,
+        decay_rate: 0.99975,
+    };
+    let bc = if cfg.brainpy_bias_correction {
+        BiasCorrection::PerEpoch
+    } else {
+        BiasCorrection::PerUpdate
+    };
     let opt = Adam::new(lr).eps(0.1).bias_correction(bc);
-    let mut trainer = Bptt::new(model, loss, opt).backend(cfg.backend).verbose(cfg.verbose);
+    let mut trainer = Bptt::new(model, loss, opt)
+        .backend(cfg.backend)
+        .verbose(cfg.verbose);
     let (batch, steps, dt, n) = (cfg.batch, cfg.num_step, cfg.dt, cfg.batches_per_epoch);
     let data = move || {
-        (0..n).map(move |_| build_inputs_and_targets(batch, steps, dt).expect("sizes checked above"))
+        (0..n)
+            .map(move |_| build_inputs_and_targets(batch, steps, dt).expect("sizes checked above"))
     };
     let losses = trainer.fit(data, cfg.num_epoch)?;
     let (x, y) = build_inputs_and_targets(batch, steps, dt)?;
     let pred = trainer.predict(&x)?;
     let (pv, yv) = (pred.to_f64_vec(), y.to_f64_vec());
-    let predict_mse = pv.iter().zip(&yv).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / pv.len() as f64;
+    let predict_mse = pv
+        .iter()
+        .zip(&yv)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        / pv.len() as f64;
     let state2train_max_abs = trainer
         .model
         .rnn
         .state2train
         .as_ref()
-        .map(|v| v.value().to_f64_vec().iter().fold(0.0f64, |m, x| m.max(x.abs())))
+        .map(|v| {
+            v.value()
+                .to_f64_vec()
+                .iter()
+                .fold(0.0f64, |m, x| m.max(x.abs()))
+        })
         .unwrap_or(0.0);
     let mut plots = vec![];
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::invalid("run_rnn_part", format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::invalid(
+                "run_rnn_part",
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
         let plot_err = |e: crate::plot::PlotError| Error::invalid("run_rnn_part", e.to_string());
         let p = dir.join("rnn_loss.png");
         crate::plot::loss_curve(&p, &losses).map_err(plot_err)?;
@@ -221,7 +266,11 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
     let mut sorted = epoch_s.clone();
     sorted.sort_by(f64::total_cmp);
     let m = sorted.len();
-    let epoch_s_median = if m % 2 == 1 { sorted[m / 2] } else { 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]) };
+    let epoch_s_median = if m % 2 == 1 {
+        sorted[m / 2]
+    } else {
+        0.5 * (sorted[m / 2 - 1] + sorted[m / 2])
+    };
     Ok(RnnReport {
         final_loss: *losses.last().expect("num_epoch > 0"),
         losses,
