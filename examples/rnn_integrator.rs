@@ -18,11 +18,23 @@ fn main() {
         match a.as_str() {
             "--quick" => {
                 let q = RnnConfig::quick();
-                cfg = RnnConfig { backend: cfg.backend, seed: cfg.seed, ..q };
+                cfg = RnnConfig {
+                    backend: cfg.backend,
+                    seed: cfg.seed,
+                    ..q
+                };
             }
-            "--out" => out = PathBuf::from(args.next().unwrap_or_else(|| usage("--out needs a directory"))),
+            "--out" => {
+                out = PathBuf::from(
+                    args.next()
+                        .unwrap_or_else(|| usage("--out needs a directory")),
+                )
+            }
             "--seed" => {
-                cfg.seed = args.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage("--seed needs an integer"))
+                cfg.seed = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| usage("--seed needs an integer"))
             }
             "--backend" => {
                 let b = args.next().unwrap_or_default();
@@ -51,6 +63,8 @@ fn main() {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("rnn_integrator: {msg}\nusage: rnn_integrator [--quick] [--out DIR] [--seed N] [--backend jit|interp] [--brainpy-bias-correction]");
+    eprintln!(
+        "rnn_integrator: {msg}\nusage: rnn_integrator [--quick] [--out DIR] [--seed N] [--backend jit|interp] [--brainpy-bias-correction]"
+    );
     std::process::exit(2);
 }
