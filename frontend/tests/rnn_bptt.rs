@@ -483,7 +483,14 @@ fn train_step_is_one_function_with_forward_and_reverse_scans() {
 
 #[test]
 fn jit_and_interpreter_agree_on_the_first_epochs() {
-    let run = |b: Backend| run_rnn_part(&RnnConfig { backend: b, ..tiny_cfg(9) }).unwrap().losses;
+    let run = |b: Backend| {
+        run_rnn_part(&RnnConfig {
+            backend: b,
+            ..tiny_cfg(9)
+        })
+        .unwrap()
+        .losses
+    };
     let (i, j) = (run(Backend::Interp), run(Backend::Jit));
     for (a, b) in i.iter().zip(&j) {
         assert!((a - b).abs() <= 1e-9 * b.abs(), "interp {i:?} vs jit {j:?}");
