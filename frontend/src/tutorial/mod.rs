@@ -3,3 +3,4 @@
 
 pub mod ngrc;
 pub mod rnn;
+pub mod snn;
