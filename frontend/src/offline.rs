@@ -233,6 +233,9 @@ fn trace_fit(
             body.write_var(v, t);
         }
         let out = model.update(&x[0]);
+        // A layer that rejected its input poisons everything after it (the readout's tap
+        // included): report that root cause rather than a missing tap.
+        body.check()?;
         let taps = body.taps();
         let phi = match taps.as_slice() {
             [(_, phi)] => phi.clone(),
