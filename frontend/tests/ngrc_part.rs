@@ -60,7 +60,10 @@ fn ngrc_part_forecast_errors_on_the_interpreter() {
     eprintln!("interp MSE h=1 {m1:e}, h=10 {m10:e}, h=100 {m100:e}");
     assert_eq!(r.mse.len(), 3);
     assert!(m1 <= 1e-9, "h=1 MSE {m1:e}");
-    assert!(m1 > 0.0, "h=1 MSE is exactly zero: the test data leaked into the fit");
+    assert!(
+        m1 > 0.0,
+        "h=1 MSE is exactly zero: the test data leaked into the fit"
+    );
     assert!(m10 <= 0.06, "h=10 MSE {m10:e}");
     assert!(m10 > m1, "h=10 MSE {m10:e} not above h=1 {m1:e}");
     assert!((30.0..=50.0).contains(&m100), "h=100 MSE {m100}");
@@ -93,7 +96,12 @@ fn ngrc_part_writes_valid_plots() {
         ]
     );
     for p in &r.plots {
-        assert!(p.starts_with(dir), "{} outside {}", p.display(), dir.display());
+        assert!(
+            p.starts_with(dir),
+            "{} outside {}",
+            p.display(),
+            dir.display()
+        );
         assert_png(p);
     }
     if std::env::var_os("BRAINLIFT_KEEP_PLOTS").is_none() {

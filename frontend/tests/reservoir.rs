@@ -3,6 +3,7 @@
 //! configurations, a Lorenz one-step forecast, and bad input to the trainer.
 
 use brainlift::datasets::chaos::lorenz;
+use brainlift::linalg::ridge::{NormalEquations, RidgeSolver};
 use brainlift::nn::reservoir::spectral_radius;
 use brainlift::nn::{Esn, Reservoir, ReservoirActivation, ReservoirConfig};
 use brainlift::{Array, Backend, DType, Error, Module, RidgeTrainer, TensorType, run_over_time};
@@ -61,10 +62,16 @@ fn recurrent_weights_are_scaled_to_the_spectral_radius() {
             v = nv.iter().map(|x| x / norm).collect();
         }
         let est = (log_norm / k as f64).exp();
-        assert!((est - rho).abs() < 0.05 * rho, "power estimate {est} for {rho}");
+        assert!(
+            (est - rho).abs() < 0.05 * rho,
+            "power estimate {est} for {rho}"
+        );
         // Sparsity: the fraction of zeros is near the requested one.
         let zeros = w.iter().filter(|x| **x == 0.0).count() as f64 / (n * n) as f64;
-        assert!((zeros - sparsity).abs() < 0.05, "zeros {zeros} for {sparsity}");
+        assert!(
+            (zeros - sparsity).abs() < 0.05,
+            "zeros {zeros} for {sparsity}"
+        );
     }
 }
 
@@ -118,8 +125,7 @@ fn same_seed_same_reservoir_other_seed_another() {
     assert_ne!(values(&a.w_in), values(&c.w_in));
     assert_ne!(values(&a.w_rec), values(&c.w_rec));
     // Same seed, same trajectory.
-    let xs = Array::from_f64([1, 5, 3], (0..15).map(|i| (i as f64 * 0.7).sin()).collect())
-        .unwrap();
+    let xs = Array::from_f64([1, 5, 3], (0..15).map(|i| (i as f64 * 0.7).sin()).collect()).unwrap();
     let (mut a, mut b) = (a, b);
     let ya = run_over_time(&mut a, &xs, true, Backend::Interp).unwrap();
     let yb = run_over_time(&mut b, &xs, true, Backend::Interp).unwrap();
@@ -211,7 +217,15 @@ fn f32_reservoir_runs_in_f32() {
     };
     let mut r = Reservoir::new(3, 20, c.clone()).unwrap();
     assert_eq!(r.w_rec.ty().dtype, DType::F32);
-    let r64 = Reservoir::new(3, 20, ReservoirConfig { dtype: DType::F64, ..c }).unwrap();
+    let r64 = Reservoir::new(
+        3,
+        20,
+        ReservoirConfig {
+            dtype: DType::F64,
+            ..c
+        },
+    )
+    .unwrap();
     let xs: Vec<f64> = (0..30).map(|i| (i as f64 * 0.2).sin()).collect();
     let want = reference(&r64, &xs, 1, 10);
     let x = Array::from_f64([1, 10, 3], xs).unwrap();
@@ -233,17 +247,83 @@ fn invalid_msg(r: Result<Reservoir, Error>) -> String {
 #[test]
 fn bad_configurations_are_errors() {
     let cases: Vec<(ReservoirConfig, &str)> = vec![
-        (ReservoirConfig { spectral_radius: 0.0, ..cfg(0) }, "spectral_radius"),
-        (ReservoirConfig { spectral_radius: -1.0, ..cfg(0) }, "spectral_radius"),
-        (ReservoirConfig { spectral_radius: f64::NAN, ..cfg(0) }, "spectral_radius"),
-        (ReservoirConfig { leak_rate: 0.0, ..cfg(0) }, "leak_rate"),
-        (ReservoirConfig { leak_rate: 1.5, ..cfg(0) }, "leak_rate"),
-        (ReservoirConfig { leak_rate: f64::NAN, ..cfg(0) }, "leak_rate"),
-        (ReservoirConfig { sparsity: 1.0, ..cfg(0) }, "sparsity"),
-        (ReservoirConfig { sparsity: -0.1, ..cfg(0) }, "sparsity"),
-        (ReservoirConfig { input_scaling: -1.0, ..cfg(0) }, "input_scaling"),
-        (ReservoirConfig { bias_scaling: f64::INFINITY, ..cfg(0) }, "bias_scaling"),
-        (ReservoirConfig { dtype: DType::I32, ..cfg(0) }, "dtype"),
+        (
+            ReservoirConfig {
+                spectral_radius: 0.0,
+                ..cfg(0)
+            },
+            "spectral_radius",
+        ),
+        (
+            ReservoirConfig {
+                spectral_radius: -1.0,
+                ..cfg(0)
+            },
+            "spectral_radius",
+        ),
+        (
+            ReservoirConfig {
+                spectral_radius: f64::NAN,
+                ..cfg(0)
+            },
+            "spectral_radius",
+        ),
+        (
+            ReservoirConfig {
+                leak_rate: 0.0,
+                ..cfg(0)
+            },
+            "leak_rate",
+        ),
+        (
+            ReservoirConfig {
+                leak_rate: 1.5,
+                ..cfg(0)
+            },
+            "leak_rate",
+        ),
+        (
+            ReservoirConfig {
+                leak_rate: f64::NAN,
+                ..cfg(0)
+            },
+            "leak_rate",
+        ),
+        (
+            ReservoirConfig {
+                sparsity: 1.0,
+                ..cfg(0)
+            },
+            "sparsity",
+        ),
+        (
+            ReservoirConfig {
+                sparsity: -0.1,
+                ..cfg(0)
+            },
+            "sparsity",
+        ),
+        (
+            ReservoirConfig {
+                input_scaling: -1.0,
+                ..cfg(0)
+            },
+            "input_scaling",
+        ),
+        (
+            ReservoirConfig {
+                bias_scaling: f64::INFINITY,
+                ..cfg(0)
+            },
+            "bias_scaling",
+        ),
+        (
+            ReservoirConfig {
+                dtype: DType::I32,
+                ..cfg(0)
+            },
+            "dtype",
+        ),
     ];
     for (c, field) in cases {
         let msg = invalid_msg(Reservoir::new(3, 10, c.clone()));
@@ -251,14 +331,20 @@ fn bad_configurations_are_errors() {
         assert!(msg.contains(field), "{c:?}: {msg}");
     }
     let msg = invalid_msg(Reservoir::new(3, 0, cfg(0)));
-    assert!(msg.contains("num_units") && msg.contains("positive"), "{msg}");
+    assert!(
+        msg.contains("num_units") && msg.contains("positive"),
+        "{msg}"
+    );
     let msg = invalid_msg(Reservoir::new(0, 10, cfg(0)));
     assert!(msg.contains("num_in"), "{msg}");
     // One unit with sparsity 0.99: almost surely a zero matrix, which cannot be scaled.
     let msg = invalid_msg(Reservoir::new(
         3,
         1,
-        ReservoirConfig { sparsity: 0.999, ..cfg(0) },
+        ReservoirConfig {
+            sparsity: 0.999,
+            ..cfg(0)
+        },
     ));
     assert!(msg.contains("spectral radius"), "{msg}");
 }
@@ -285,14 +371,32 @@ fn nrmse(pred: &[f64], truth: &[f64]) -> f64 {
     (mse / var).sqrt()
 }
 
-/// A small ESN (the example uses 500 units and the full series) forecasting the Lorenz x one
+/// A small ESN (100 units; the example uses 500 units and the full series) forecasting the Lorenz x one
 /// step ahead with NRMSE below 1e-2, on the readout over the state alone and over `[x, h]`.
 #[test]
 fn esn_forecasts_lorenz_x_one_step_ahead() {
     let data = lorenz(50.0, 0.01).unwrap();
     let (warm, train_end, test_end) = (500, 3000, 4000);
+    let truth = lorenz_x(train_end + 1, test_end + 1, &data).to_f64_vec();
+    let mut eq = NormalEquations::new(3, 1);
+    eq.add_rows(
+        &lorenz_rows(warm, train_end, &data).to_f64_vec(),
+        &lorenz_x(warm + 1, train_end + 1, &data).to_f64_vec(),
+        train_end - warm,
+    )
+    .unwrap();
+    let lin = eq.solve(1e-6, RidgeSolver::default()).unwrap();
+    let lin_pred = lin
+        .predict(
+            &lorenz_rows(train_end, test_end, &data).to_f64_vec(),
+            test_end - train_end,
+        )
+        .unwrap();
+    let linear = nrmse(&lin_pred, &truth);
+    eprintln!("linear readout on the input alone: NRMSE {linear:e}");
+    assert!(linear < 1e-2 && linear > 1e-4, "{linear:e}");
     for readout_on_input in [false, true] {
-        let r = Reservoir::new(3, 60, cfg(0)).unwrap();
+        let r = Reservoir::new(3, 100, cfg(0)).unwrap();
         brainlift::random::seed(0);
         let esn = Esn::with_readout(r, 1, readout_on_input).unwrap();
         let mut t = RidgeTrainer::new(esn, 1e-6)
@@ -304,19 +408,19 @@ fn esn_forecasts_lorenz_x_one_step_ahead() {
             &lorenz_x(warm + 1, train_end + 1, &data),
         )
         .unwrap();
-        let pred = t
-            .predict(&lorenz_rows(train_end, test_end, &data))
-            .unwrap();
+        let pred = t.predict(&lorenz_rows(train_end, test_end, &data)).unwrap();
         assert_eq!(pred.shape(), &[1, test_end - train_end, 1]);
-        let truth = lorenz_x(train_end + 1, test_end + 1, &data).to_f64_vec();
         let e = nrmse(&pred.to_f64_vec(), &truth);
         eprintln!("readout_on_input {readout_on_input}: NRMSE {e:e}");
         assert!(e < 1e-2, "readout_on_input {readout_on_input}: NRMSE {e:e}");
         // Not trivially zero: the target is never an input of the test window.
         assert!(e > 1e-12);
-        // Persistence (x(t+1) = x(t)) is far worse: the fit learnt the dynamics.
-        let persist: Vec<f64> = (train_end..test_end).map(|i| data.row(i).unwrap()[0]).collect();
-        assert!(nrmse(&persist, &truth) > 5.0 * e);
+        // The reservoir earns its keep: a ridge readout on (x, y, z) alone is already below
+        // 1e-2 on this easy target (dt = 0.01), the ESN must do clearly better.
+        assert!(
+            e < linear / 10.0,
+            "NRMSE {e:e} vs linear baseline {linear:e}"
+        );
     }
 }
 
@@ -346,7 +450,10 @@ fn bad_input_to_the_esn_trainer_is_an_error_and_the_trainer_stays_usable() {
     // Wrong number of target features.
     let y3 = lorenz_rows(1, 301, &data);
     let m = err(t.fit(&x, &y3));
-    assert!(m.contains("y has 3 features") && m.contains("1 outputs"), "{m}");
+    assert!(
+        m.contains("y has 3 features") && m.contains("1 outputs"),
+        "{m}"
+    );
     // Different lengths.
     let m = err(t.fit(&x, &lorenz_x(1, 200, &data)));
     assert!(m.contains("share batch and time"), "{m}");
