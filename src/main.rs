@@ -1,6 +1,7 @@
 //! The `brainlift` command-line tool: the tutorial, IR inspection, benchmarks.
 
 mod cmd_ir;
+mod cmd_tutorial;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the BrainPy tutorial's three parts: NG-RC, BPTT RNN, spiking net.
+    Tutorial(cmd_tutorial::TutorialArgs),
     /// Inspect, check, run and differentiate IR functions.
     Ir {
         #[command(subcommand)]
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ir { command } => cmd_ir::run(command),
+        Command::Tutorial(args) => cmd_tutorial::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -458,6 +458,18 @@ fn ad_errors_name_the_problem() {
         grad(&f, &[0, 0]).unwrap_err(),
         AdError::DuplicateWrt { .. }
     ));
+    assert_eq!(brainlift_compiler::ad::float_inputs(&f), [0]);
+    assert_eq!(
+        brainlift_compiler::ad::wrt_by_names(&f, &["x"]).unwrap(),
+        [0]
+    );
+    let e = brainlift_compiler::ad::wrt_by_names(&f, &["h"]).unwrap_err();
+    assert_eq!(e.to_string(), "@f: no input named %h (inputs: %x, %labels)");
+    let e = brainlift_compiler::ad::wrt_by_names(&f, &["labels"]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "@f: cannot differentiate with respect to input %labels of type i32[3]: only f32/f64 inputs have gradients"
+    );
     let mut b = FunctionBuilder::new("vec_out");
     let x = b.param("x", f64t(&[3]));
     let f = b.finish([("y".to_string(), x)]);
@@ -490,4 +502,39 @@ fn composition_cross_entropy() {
         &[tensor(1, &[4, 3], -2.0, 2.0), tensor(2, &[4, 3], 0.0, 1.0)],
         TOL,
     );
+}
+
+/// The report names each input and the worst error; AD errors come through as `RuntimeError::Ad`.
+#[test]
+fn gradcheck_report_and_errors() {
+    let mut b = FunctionBuilder::new("sq");
+    let x = b.param("x", f64t(&[2]));
+    let sq = b.mul(x, x).unwrap();
+    let l = b.reduce(ReduceOp::Sum, sq, vec![0]).unwrap();
+    let f = finish(b, l);
+    let xs = Tensor::from_f64(vec![2], vec![1.0, -3.0]).unwrap();
+    let r = brainlift_runtime::gradcheck::check_grad(&f, &[0], &[xs.clone()]).unwrap();
+    assert_eq!(r.value, 10.0);
+    assert!(r.max_err < 1e-8, "{r}");
+    let text = r.to_string();
+    assert!(
+        text.starts_with("x: max error") && text.contains("worst relative error"),
+        "{text}"
+    );
+    let v = b_vec();
+    let e = brainlift_runtime::gradcheck::check_grad(&v, &[0], &[xs]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            brainlift_runtime::RuntimeError::Ad(AdError::NotScalarLoss { .. })
+        ),
+        "{e}"
+    );
+}
+
+fn b_vec() -> brainlift_ir::Function {
+    let mut b = FunctionBuilder::new("vec");
+    let x = b.param("x", f64t(&[2]));
+    let e = b.unary(UnaryOp::Exp, x).unwrap();
+    b.finish([("e".to_string(), e)])
 }

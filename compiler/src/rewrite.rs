@@ -104,7 +104,7 @@ pub fn map_bodies(
 pub fn unique_name(base: &str, taken: &mut Vec<String>) -> String {
     let mut name = base.to_string();
     let mut k = 1;
-    while taken.iter().any(|t| *t == name) {
+    while taken.contains(&name) {
         name = format!("{base}_{k}");
         k += 1;
     }

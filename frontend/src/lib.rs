@@ -9,6 +9,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod autograd;
 pub mod builtins;
 pub mod datasets;
 pub mod dt;
@@ -16,13 +17,17 @@ pub mod error;
 pub mod exec;
 pub mod init;
 pub mod linalg;
+pub mod losses;
 pub mod nn;
 pub mod nvar_spec;
 pub mod offline;
+pub mod optim;
+pub mod params_io;
 pub mod plot;
 pub mod random;
 pub mod tensor_ops;
 pub mod trace;
+pub mod train;
 pub mod tutorial;
 pub mod vars;
 

@@ -123,6 +123,15 @@ pub trait Module: VarOwner {
     /// of `x` ([`Tracer::read_var`], [`Tracer::write_var`]).
     fn update(&self, x: &Tensor) -> Tensor;
 
+    /// The traced part of a reset, run at the start of a traced (differentiated) forward pass
+    /// after [`Module::reset_state`] has set the state shapes: writes initial state values that
+    /// are computed from parameters (e.g. a trainable initial state broadcast over the batch)
+    /// with [`Tracer::write_var`], so gradients reach those parameters. Default: nothing (the
+    /// states' current values are read as inputs). Containers forward it to their children.
+    fn reset_state_traced(&self, tr: &Tracer) {
+        let _ = tr;
+    }
+
     /// Resets states for a batch of `batch` samples (zeros unless the module says otherwise).
     fn reset_state(&mut self, batch: usize) {
         self.visit_vars_mut(&mut |_, v| {

@@ -121,3 +121,17 @@ pub fn check_grad(
     }
     Ok(report)
 }
+
+impl std::fmt::Display for GradCheckReport {
+    /// One line per input (`name: max error e at [i] (reverse a, central n)`), then the worst.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.inputs {
+            writeln!(
+                f,
+                "{}: max error {:.3e} at [{}] (reverse-mode {:.12e}, central difference {:.12e})",
+                c.name, c.max_err, c.worst_index, c.analytic, c.numeric
+            )?;
+        }
+        write!(f, "worst relative error: {:.3e}", self.max_err)
+    }
+}

@@ -1,15 +1,19 @@
 //! The brainlift runtime: host tensors, the reference interpreter and (later) compiled
 //! executables behind one [`Executable`] interface.
 
+pub mod cache;
 pub mod error;
 pub mod gradcheck;
 pub mod interp;
+pub mod jit;
 pub mod npy;
 pub mod random;
 pub mod tensor;
 
+pub use cache::{CacheStats, cache_stats};
 pub use error::RuntimeError;
 pub use interp::{Interpreter, interpret};
+pub use jit::JitExecutable;
 pub use tensor::{Tensor, TensorData};
 
 use brainlift_ir::Function;
@@ -84,9 +88,10 @@ impl Backend {
     }
 }
 
-/// Prepares `f` for execution on `backend`.
-// Interim: the JIT backend lands with issue 4; until then both names run the interpreter.
+/// Prepares `f` for execution on `backend` (the JIT goes through the kernel cache).
 pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, RuntimeError> {
-    let _ = backend;
-    Ok(Box::new(Interpreter::new(f.clone())?))
+    match backend {
+        Backend::Jit => Ok(Box::new(JitExecutable::compile(f)?)),
+        Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
+    }
 }

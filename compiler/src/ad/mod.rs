@@ -70,6 +70,16 @@ pub enum AdError {
         /// Its type.
         ty: String,
     },
+    /// A `wrt` name is not an input of the function.
+    #[error("@{func}: no input named %{name} (inputs: {available})")]
+    UnknownInput {
+        /// Function name.
+        func: String,
+        /// The requested name.
+        name: String,
+        /// The input names, comma-separated.
+        available: String,
+    },
     /// An input is listed twice in `wrt`.
     #[error("@{func}: input %{name} is listed twice in wrt")]
     DuplicateWrt {
@@ -127,6 +137,35 @@ pub fn value_and_grad(f: &Function, wrt: &[usize]) -> Result<Function, AdError> 
     check_scalar(f)?;
     let g = build(f, wrt, &Seeds::One, true)?;
     Ok(dce(&g)?)
+}
+
+/// Indices of the floating-point inputs of `f` (the default `wrt` set).
+pub fn float_inputs(f: &Function) -> Vec<usize> {
+    (0..f.params.len())
+        .filter(|&i| f.params[i].ty.dtype.is_float())
+        .collect()
+}
+
+/// Resolves input names to `wrt` indices; fails on an unknown name, a non-float input or a
+/// duplicate, naming it.
+pub fn wrt_by_names(f: &Function, names: &[&str]) -> Result<Vec<usize>, AdError> {
+    let wrt = names
+        .iter()
+        .map(|n| {
+            f.param_index(n).ok_or_else(|| AdError::UnknownInput {
+                func: f.name.clone(),
+                name: n.to_string(),
+                available: f
+                    .params
+                    .iter()
+                    .map(|p| format!("%{}", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_wrt(f, &wrt)?;
+    Ok(wrt)
 }
 
 fn check_scalar(f: &Function) -> Result<(), AdError> {

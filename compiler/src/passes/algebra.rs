@@ -109,7 +109,9 @@ pub fn algebra(f: &Function, remove_stop_gradient: bool) -> Result<Function, IrE
                     let r = if b.ty(inner[0]).shape == *shape {
                         inner[0]
                     } else {
-                        b.reshape(inner[0], shape.clone())?
+                        let r = b.reshape(inner[0], shape.clone())?;
+                        defs.insert(r, (Op::Reshape(shape.clone()), vec![inner[0]]));
+                        r
                     };
                     same(Some(r))
                 } else {
@@ -136,7 +138,9 @@ pub fn algebra(f: &Function, remove_stop_gradient: bool) -> Result<Function, IrE
                     if id(&p) {
                         same(Some(inner[0]))
                     } else {
-                        same(Some(b.push1(Op::Transpose(p), &[inner[0]])?))
+                        let t = b.push1(Op::Transpose(p.clone()), &[inner[0]])?;
+                        defs.insert(t, (Op::Transpose(p), vec![inner[0]]));
+                        same(Some(t))
                     }
                 } else {
                     same(None)

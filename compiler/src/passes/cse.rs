@@ -12,10 +12,12 @@ use crate::rewrite::{map_bodies, rebuild};
 use brainlift_ir::{Function, IrError, Op, ValueId};
 use std::collections::HashMap;
 
+/// Hash key: op name, operands, and a salt from a constant's first value.
+type Key = (&'static str, Vec<ValueId>, u64);
+
 /// Merges structurally identical instructions, recursively in nested bodies.
 pub fn cse(f: &Function) -> Result<Function, IrError> {
-    let mut table: HashMap<(&'static str, Vec<ValueId>, u64), Vec<(Op, Vec<ValueId>)>> =
-        HashMap::new();
+    let mut table: HashMap<Key, Vec<(Op, Vec<ValueId>)>> = HashMap::new();
     rebuild(f, |b, op, args, _| {
         let op = if op.bodies().is_empty() {
             op.clone()
@@ -23,14 +25,15 @@ pub fn cse(f: &Function) -> Result<Function, IrError> {
             map_bodies(op, &mut |g| cse(g))?
         };
         let salt = match &op {
-            Op::Constant(c) => c.data[0].to_bits() ^ c.data.len() as u64,
+            Op::Constant(c) => c.data.first().map_or(0, |x| x.to_bits()) ^ c.data.len() as u64,
             _ => 0,
         };
         let key = (op.name(), args.to_vec(), salt);
-        if let Some(bucket) = table.get(&key) {
-            if let Some((_, res)) = bucket.iter().find(|(o, _)| *o == op) {
-                return Ok(res.clone());
-            }
+        if let Some((_, res)) = table
+            .get(&key)
+            .and_then(|bk| bk.iter().find(|(o, _)| *o == op))
+        {
+            return Ok(res.clone());
         }
         let res = b.push(op.clone(), args)?.to_vec();
         table.entry(key).or_default().push((op, res.clone()));

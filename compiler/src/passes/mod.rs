@@ -1,11 +1,13 @@
 //! Simplification passes over the IR, one concept per file. Every pass takes a verified
 //! function and returns an equivalent verified function with the same inputs and outputs,
-//! recursing into nested bodies (scan bodies, custom_vjp forward/backward).
+//! recursing into nested bodies (scan bodies, custom_vjp forward/backward). [`fusion`] is the
+//! exception: it turns a function into a [`fusion::KernelPlan`] for the JIT.
 
 pub mod algebra;
 pub mod cse;
 pub mod dce;
 pub mod fold;
+pub mod fusion;
 pub mod inline_custom_vjp;
 pub mod unroll;
 

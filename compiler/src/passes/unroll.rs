@@ -67,16 +67,16 @@ fn unroll_one(
         }
     }
     let mut res = carry;
-    for j in 0..ny {
+    for (j, parts) in ys.iter().enumerate() {
         let yt = body.ty(body.outputs[nc + j].value);
-        res.push(match ys[j].len() {
+        res.push(match parts.len() {
             0 => {
                 let mut dims = vec![0];
                 dims.extend_from_slice(yt.dims());
                 b.splat(TensorType::new(yt.dtype, dims), 0.0)
             }
-            1 => ys[j][0],
-            _ => b.push1(Op::Concat { axis: 0 }, &ys[j])?,
+            1 => parts[0],
+            _ => b.push1(Op::Concat { axis: 0 }, parts)?,
         });
     }
     Ok(res)

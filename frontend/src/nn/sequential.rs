@@ -36,6 +36,12 @@ impl Module for Sequential {
         y
     }
 
+    fn reset_state_traced(&self, tr: &crate::Tracer) {
+        for (_, m) in &self.children {
+            m.reset_state_traced(tr);
+        }
+    }
+
     fn reset_state(&mut self, batch: usize) {
         for (_, m) in &mut self.children {
             m.reset_state(batch);

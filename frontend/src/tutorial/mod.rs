@@ -2,3 +2,4 @@
 //! the examples and the end-to-end tests).
 
 pub mod ngrc;
+pub mod rnn;
