@@ -18,7 +18,7 @@
 //!   are uniform in `[-1, 1]`, then the matrix is scaled so that its spectral radius (largest
 //!   |eigenvalue|, the matrix is not symmetric) equals `spectral_radius`. Eigenvalues come
 //!   from faer's dense non-symmetric eigenvalue routine (Hessenberg + QR iterations),
-//!   `O(units³)` once at construction (about 0.1 s for 500 units);
+//!   `O(units³)` once at construction;
 //! - `b: (units,)` uniform in `[-bias_scaling, bias_scaling]` (zero when `bias_scaling` is 0).
 //!
 //! The state `h` is reset to zeros. Cost per step: `O(B·units·(num_in + units))` (the
