@@ -281,6 +281,21 @@ impl VarOwner for Reservoir {
 /// is 1.5e-7 on `[x, h]` against 3.8e-6 on `h` alone (100 units: 4.9e-6 against 9.5e-5); the
 /// readout gets the current sample exactly instead of decoding it from the tanh units. For
 /// scale: a ridge readout on `x` alone (no reservoir) gives 2.9e-3 and persistence 5.8e-2.
+///
+/// ```
+/// use brainlift::nn::{Esn, ReservoirConfig};
+/// use brainlift::{Array, Backend, RidgeTrainer};
+/// // Forecast a sine wave one step ahead.
+/// let s: Vec<f64> = (0..300).map(|i| (i as f64 * 0.1).sin()).collect();
+/// let x = Array::from_f64([1, 299, 1], s[..299].to_vec())?;
+/// let y = Array::from_f64([1, 299, 1], s[1..].to_vec())?;
+/// let esn = Esn::new(1, 30, 1, ReservoirConfig { seed: 1, ..ReservoirConfig::default() })?;
+/// let mut trainer = RidgeTrainer::new(esn, 1e-8)?.with_backend(Backend::Interp);
+/// trainer.fit(&x, &y)?;
+/// let next = trainer.predict(&Array::from_f64([1, 1, 1], vec![s[299]])?)?;
+/// assert!((next.to_f64_vec()[0] - (30.0f64).sin()).abs() < 1e-3);
+/// # Ok::<(), brainlift::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Esn {
     /// The reservoir.
