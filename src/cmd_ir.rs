@@ -12,10 +12,23 @@ use std::path::{Path, PathBuf};
 pub enum IrCommand {
     /// List the built-in example functions.
     List,
-    /// Print the IR of a built-in example function.
+    /// Print the IR of a built-in example function at a pipeline stage.
     Dump {
         /// Built-in name (see `brainlift ir list`).
         name: String,
+        /// Stage: traced, ad, simplified, unrolled, scanned, fused or clif. Scalar-output
+        /// functions get an `ad` stage (value and gradient w.r.t. every float input).
+        #[arg(long, default_value = "traced")]
+        stage: String,
+        /// Print every stage with its op count (and the fused kernel counts).
+        #[arg(long)]
+        stages: bool,
+        /// Unroll scans of at most this many steps (0: keep every scan, stage `scanned`).
+        #[arg(long, default_value_t = 8)]
+        unroll: usize,
+        /// Also write a Graphviz file of the chosen stage.
+        #[arg(long)]
+        dot: Option<PathBuf>,
     },
     /// Parse and verify a text IR file; print it in canonical form.
     Check {
@@ -63,10 +76,15 @@ pub fn run(cmd: IrCommand) -> CliResult {
             }
             Ok(())
         }
-        IrCommand::Dump { name } => {
+        IrCommand::Dump {
+            name,
+            stage,
+            stages,
+            unroll,
+            dot,
+        } => {
             let f = brainlift::builtins::builtin(&name).map_err(|e| e.to_string())?;
-            print!("{}", print_function(&f));
-            Ok(())
+            dump(&f, &stage, stages, unroll, dot.as_deref())
         }
         IrCommand::Check { file } => {
             let f = load(&file)?;
@@ -99,6 +117,63 @@ pub fn run(cmd: IrCommand) -> CliResult {
             seed,
         } => grad(&file, &wrt, check, seed),
     }
+}
+
+/// Runs the pass pipeline on `f` and prints one stage, or a summary of all of them.
+fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>) -> CliResult {
+    use brainlift::compiler::pipeline::{GradRequest, PipelineConfig, run_pipeline};
+    let scalar = f.outputs.len() == 1 && {
+        let t = f.ty(f.outputs[0].value);
+        t.rank() == 0 && t.dtype.is_float()
+    };
+    let cfg = PipelineConfig {
+        grad: scalar.then(|| GradRequest::ValueAndGrad(brainlift::compiler::ad::float_inputs(f))),
+        unroll_threshold: (unroll > 0).then_some(unroll),
+        ..Default::default()
+    };
+    let report = run_pipeline(f, &cfg).map_err(|e| e.to_string())?;
+    let last = report.output().clone();
+    let plan = || brainlift::compiler::passes::fusion::fuse(&last).map_err(|e| e.to_string());
+    if all {
+        print!("{}", report.summary());
+        let p = plan()?;
+        let r = p.total_report();
+        println!(
+            "fused           {} kernels; top-level steps {} -> {}; intermediate buffers {} -> {} bytes",
+            p.kernels().len(),
+            r.kernels_before,
+            r.kernels_after,
+            r.intermediate_bytes_before,
+            r.intermediate_bytes_after
+        );
+        return Ok(());
+    }
+    let names: Vec<&str> = report.stages.iter().map(|s| s.name).collect();
+    let text = match stage {
+        "fused" => plan()?.to_string(),
+        "clif" => brainlift::compiler::codegen::clif_text(&plan()?, &Default::default())
+            .map_err(|e| e.to_string())?,
+        s => match report.stage(s) {
+            Some(st) => print_function(&st.function),
+            None => {
+                return Err(format!(
+                    "unknown stage '{s}' for @{}: available {}, fused, clif",
+                    f.name,
+                    names.join(", ")
+                ));
+            }
+        },
+    };
+    print!("{text}");
+    if let Some(path) = dot {
+        let g = match stage {
+            "fused" | "clif" => &last,
+            s => &report.stage(s).expect("checked above").function,
+        };
+        std::fs::write(path, brainlift::ir::to_dot(g))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Reads, parses and verifies a text IR file; errors are `file:line:col: message`.

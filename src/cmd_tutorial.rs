@@ -2,6 +2,7 @@
 
 use crate::{CliResult, pick_backend};
 use brainlift::tutorial::ngrc::{NgrcConfig, run_ngrc_part};
+use brainlift::tutorial::rnn::{RnnConfig, run_rnn_part};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ pub enum Part {
     All,
     /// Part 1: NG-RC forecasting of the Lorenz system (ridge regression).
     Ngrc,
+    /// Part 2: a vanilla RNN trained by BPTT to integrate white noise.
+    Rnn,
 }
 
 #[derive(Args)]
@@ -58,7 +61,6 @@ pub fn run(args: TutorialArgs) -> CliResult {
     };
     let mut obj = Map::new();
     let mut rows: Vec<Row> = vec![];
-    let _ = args.quick;
     if matches!(args.part, Part::All | Part::Ngrc) {
         say(
             "== Part 1: next-generation reservoir computing (NVAR + ridge) on the Lorenz system ==",
@@ -95,6 +97,41 @@ pub fn run(args: TutorialArgs) -> CliResult {
                 seconds: r.total_s,
             });
         }
+    }
+    if matches!(args.part, Part::All | Part::Rnn) {
+        say("== Part 2: training a recurrent network with back-propagation through time ==");
+        let base = if args.quick {
+            RnnConfig::quick()
+        } else {
+            RnnConfig::default()
+        };
+        let cfg = RnnConfig {
+            seed: args.seed,
+            backend,
+            out_dir: Some(args.out.join("rnn")),
+            // In JSON mode stdout carries only the JSON object.
+            verbose: !args.json,
+            ..base
+        };
+        let r = run_rnn_part(&cfg).map_err(|e| e.to_string())?;
+        obj.insert(
+            "rnn".into(),
+            serde_json::to_value(&r).map_err(|e| e.to_string())?,
+        );
+        rows.push(Row {
+            part: "rnn",
+            metric: format!("final training loss ({} epochs)", r.losses.len()),
+            value: format!("{:.5}", r.final_loss),
+            tutorial: "0.01993",
+            seconds: r.total_s,
+        });
+        rows.push(Row {
+            part: "rnn",
+            metric: "median epoch time (s)".into(),
+            value: format!("{:.4}", r.epoch_s_median),
+            tutorial: "1.08",
+            seconds: r.total_s,
+        });
     }
     let total = t0.elapsed().as_secs_f64();
     obj.insert("backend".into(), json!(backend.name()));

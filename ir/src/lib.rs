@@ -7,6 +7,7 @@
 //! reads functions losslessly.
 
 pub mod builder;
+pub mod dot;
 pub mod dtype;
 pub mod error;
 pub mod function;
@@ -17,6 +18,7 @@ pub mod shape;
 pub mod verify;
 
 pub use builder::FunctionBuilder;
+pub use dot::to_dot;
 pub use dtype::DType;
 pub use error::IrError;
 pub use function::{Function, Inst, Output, Param, ValueId};

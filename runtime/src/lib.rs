@@ -91,7 +91,17 @@ impl Backend {
 /// Prepares `f` for execution on `backend` (the JIT goes through the kernel cache).
 pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, RuntimeError> {
     match backend {
-        Backend::Jit => Ok(Box::new(JitExecutable::compile(f)?)),
+        Backend::Jit => {
+            // The JIT runs the simplified function (CSE, folding, algebraic identities, short
+            // scans unrolled, custom_vjp forwards inlined); the interpreter runs `f` as written.
+            let cfg = brainlift_compiler::pipeline::PipelineConfig {
+                verify: cfg!(debug_assertions),
+                ..Default::default()
+            };
+            let report = brainlift_compiler::pipeline::run_pipeline(f, &cfg)
+                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+            Ok(Box::new(JitExecutable::compile(report.output())?))
+        }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
     }
 }
