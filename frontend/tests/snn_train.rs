@@ -121,7 +121,12 @@ fn reduced_training_run_decreases_the_loss() {
     );
     // the runner (a separately traced forward) agrees with the training loss: the loss of its
     // outputs at the trained parameters is within one Adam step of the last training loss
-    assert!((r.eval_loss - r.final_loss).abs() < 0.02, "eval {} vs train {}", r.eval_loss, r.final_loss);
+    assert!(
+        (r.eval_loss - r.final_loss).abs() < 0.02,
+        "eval {} vs train {}",
+        r.eval_loss,
+        r.final_loss
+    );
     assert!((0.0..=1.0).contains(&r.accuracy));
     assert!(r.mean_spikes_per_neuron > 0.0);
     assert_eq!(r.final_loss, *r.all_losses.last().unwrap());
@@ -159,11 +164,27 @@ fn bad_inputs_name_the_layer() {
 /// runner monitors (the interpreter is the reference).
 #[test]
 fn jit_matches_interpreter_for_first_steps() {
-    let base = SnnConfig { train_steps: 4, report_every: 1, seed: 11, ..SnnConfig::quick() };
-    let a = run_snn_part(&SnnConfig { backend: Backend::Interp, ..base.clone() }).unwrap();
-    let b = run_snn_part(&SnnConfig { backend: Backend::Jit, ..base }).unwrap();
+    let base = SnnConfig {
+        train_steps: 4,
+        report_every: 1,
+        seed: 11,
+        ..SnnConfig::quick()
+    };
+    let a = run_snn_part(&SnnConfig {
+        backend: Backend::Interp,
+        ..base.clone()
+    })
+    .unwrap();
+    let b = run_snn_part(&SnnConfig {
+        backend: Backend::Jit,
+        ..base
+    })
+    .unwrap();
     for (i, (x, y)) in a.all_losses.iter().zip(&b.all_losses).enumerate() {
-        assert!((x - y).abs() <= 1e-10 * x.abs().max(1.0), "step {i}: interp {x} vs jit {y}");
+        assert!(
+            (x - y).abs() <= 1e-10 * x.abs().max(1.0),
+            "step {i}: interp {x} vs jit {y}"
+        );
     }
     assert!((a.eval_loss - b.eval_loss).abs() <= 1e-10);
     assert_eq!(a.accuracy, b.accuracy);

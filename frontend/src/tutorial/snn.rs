@@ -237,7 +237,11 @@ pub fn max_over_time_cross_entropy(out: &Array, labels: &Array) -> Result<f64> {
     if s.len() != 3 || labels.shape() != [s[1]] {
         return Err(Error::invalid(
             "cross_entropy",
-            format!("outputs {} must be (T, B, K) and labels {} (B,)", out.ty(), labels.ty()),
+            format!(
+                "outputs {} must be (T, B, K) and labels {} (B,)",
+                out.ty(),
+                labels.ty()
+            ),
         ));
     }
     check_labels("cross_entropy labels", labels, s[2])?;
@@ -246,8 +250,13 @@ pub fn max_over_time_cross_entropy(out: &Array, labels: &Array) -> Result<f64> {
     let y = labels.to_f64_vec();
     let mut total = 0.0;
     for bi in 0..b {
-        let m: Vec<f64> =
-            (0..k).map(|ki| (0..t).map(|ti| o[(ti * b + bi) * k + ki]).fold(f64::NEG_INFINITY, f64::max)).collect();
+        let m: Vec<f64> = (0..k)
+            .map(|ki| {
+                (0..t)
+                    .map(|ti| o[(ti * b + bi) * k + ki])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
         let mx = m.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = mx + m.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
         total += lse - m[y[bi] as usize];
