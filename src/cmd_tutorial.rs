@@ -3,6 +3,7 @@
 use crate::{CliResult, pick_backend};
 use brainlift::tutorial::ngrc::{NgrcConfig, run_ngrc_part};
 use brainlift::tutorial::rnn::{RnnConfig, run_rnn_part};
+use brainlift::tutorial::snn::{SnnConfig, run_snn_part};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ pub enum Part {
     Ngrc,
     /// Part 2: a vanilla RNN trained by BPTT to integrate white noise.
     Rnn,
+    /// Part 3: a spiking network (LIF, exponential synapses) trained with surrogate gradients.
+    Snn,
 }
 
 #[derive(Args)]
@@ -130,6 +133,44 @@ pub fn run(args: TutorialArgs) -> CliResult {
             metric: "median epoch time (s)".into(),
             value: format!("{:.4}", r.epoch_s_median),
             tutorial: "1.08",
+            seconds: r.total_s,
+        });
+    }
+    if matches!(args.part, Part::All | Part::Snn) {
+        say("== Part 3: training a spiking neural network with surrogate gradients ==");
+        let base = if args.quick {
+            SnnConfig::quick()
+        } else {
+            SnnConfig::default()
+        };
+        let cfg = SnnConfig {
+            seed: args.seed,
+            backend,
+            out_dir: Some(args.out.join("snn")),
+            verbose: !args.json,
+            ..base
+        };
+        let r = run_snn_part(&cfg).map_err(|e| e.to_string())?;
+        obj.insert("snn".into(), r.to_json());
+        rows.push(Row {
+            part: "snn",
+            metric: format!("final training loss ({} steps)", r.all_losses.len()),
+            value: format!("{:.5}", r.final_loss),
+            tutorial: "0.08588",
+            seconds: r.total_s,
+        });
+        rows.push(Row {
+            part: "snn",
+            metric: "accuracy".into(),
+            value: format!("{:.3}", r.accuracy),
+            tutorial: "0.973",
+            seconds: r.total_s,
+        });
+        rows.push(Row {
+            part: "snn",
+            metric: "median step time (s)".into(),
+            value: format!("{:.4}", r.step_s_median),
+            tutorial: "-",
             seconds: r.total_s,
         });
     }

@@ -29,19 +29,25 @@ use crate::optim::{Optimizer, clip_by_global_norm};
 use crate::trace::{Tensor, Tracer};
 use crate::vars::{VarOwner, Variable, train_vars};
 use crate::{Array, Error, Result, TraceError};
-use brainlift_compiler::passes::{algebra::algebra, cse::cse, dce::dce, fold::fold};
+use brainlift_compiler::pipeline::{PipelineConfig, run_pipeline};
 use brainlift_ir::{DType, Function, TensorType};
 use brainlift_runtime::{Backend, RuntimeError};
 use std::collections::HashMap;
 
-/// Runs the simplification passes (constant folding, algebraic identities with
-/// `stop_gradient` removed, common-subexpression elimination, dead-code elimination) on a
-/// function that will only be executed, not differentiated again.
+/// Runs the compiler's simplification pipeline ([`brainlift_compiler::pipeline`], stage
+/// `simplified` with `finalize`: custom-VJP inlining, `stop_gradient` removal, then rounds of
+/// algebraic identities, constant folding, CSE and DCE; scans are kept) on a function that
+/// will only be executed, not differentiated again.
 pub fn simplify(f: &Function) -> Result<Function> {
-    let f = fold(f)?;
-    let f = algebra(&f, true)?;
-    let f = cse(&f)?;
-    Ok(dce(&f)?)
+    let cfg = PipelineConfig {
+        grad: None,
+        unroll_threshold: None,
+        finalize: true,
+        verify: false,
+        max_rounds: 4,
+    };
+    let report = run_pipeline(f, &cfg).map_err(|e| Error::invalid("simplify", e.to_string()))?;
+    Ok(report.output().clone())
 }
 
 fn ad_err(e: brainlift_compiler::ad::AdError) -> Error {

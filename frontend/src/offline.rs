@@ -226,7 +226,9 @@ fn trace_fit(
 ) -> Result<(brainlift_ir::Function, crate::exec::Binding, usize)> {
     let readout = model.readout();
     let num_in = readout.num_in;
-    let (b, dt) = (x_ty.dims()[0], x_ty.dtype);
+    // The normal equations are accumulated in f64 whatever the model's element type: they are
+    // ill-conditioned (1e12 for an ESN, 1e16 for the NG-RC), f32 sums would lose the fit.
+    let (b, dt) = (x_ty.dims()[0], crate::DType::F64);
     let tr = Tracer::new("ridge_fit");
     tr.name_vars(model, "");
     tr.want_tap(readout.w.id());
@@ -246,6 +248,9 @@ fn trace_fit(
             body.write_var(v, t);
         }
         let out = model.update(&x[0]);
+        // A layer that rejected its input poisons everything after it (the readout's tap
+        // included): report that root cause rather than a missing tap.
+        body.check()?;
         let taps = body.taps();
         let phi = match taps.as_slice() {
             [(_, phi)] => phi.clone(),
@@ -266,6 +271,7 @@ fn trace_fit(
         if keep_rows {
             return Ok((new, vec![out, phi]));
         }
+        let phi = phi.cast(dt);
         let ones = phi.full_like(TensorType::new(dt, [b, 1]), 1.0);
         let phi1 = concat(&[ones, phi], 1)?;
         new.push(&c[ns] + phi1.matmul_t(&phi1, true, false));

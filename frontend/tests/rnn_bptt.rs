@@ -5,7 +5,7 @@ mod common;
 use brainlift::autograd::{grad, trace_loss};
 use brainlift::losses::{l2_norm, mean_squared_error};
 use brainlift::nn::{GruCell, LstmCell, RnnCell};
-use brainlift::optim::Adam;
+use brainlift::optim::{Adam, Optimizer};
 use brainlift::params_io::{load_params, params_from_bytes, params_to_bytes, save_params};
 use brainlift::runtime::gradcheck::check_grad;
 use brainlift::train::{Bptt, ModelView, forward_over_time};
@@ -121,16 +121,14 @@ fn tutorial_model_bptt_gradient_matches_finite_differences() {
     );
 }
 
-fn small_trainer(seed: u64) -> Bptt<TutorialRnn, fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor> {
+type LossFn = fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor;
+
+fn small_trainer(seed: u64) -> Bptt<TutorialRnn, LossFn> {
     random::seed(seed);
     let model = TutorialRnn::new(1, 8).unwrap();
-    Bptt::new(
-        model,
-        tutorial_loss as fn(&Tensor, &Tensor, &ModelView<'_>) -> Tensor,
-        Adam::new(0.02).eps(0.1),
-    )
-    .backend(Backend::Interp)
-    .verbose(false)
+    Bptt::new(model, tutorial_loss as LossFn, Adam::new(0.02).eps(0.1))
+        .backend(Backend::Interp)
+        .verbose(false)
 }
 
 fn batches(n: usize, b: usize, t: usize) -> Vec<(Array, Array)> {
@@ -415,4 +413,86 @@ fn params_roundtrip_and_corruption_is_detected() {
         .to_string();
     assert!(err.contains("rnn.Wh") || err.contains("rnn.Wi"), "{err}");
     assert_eq!(c.rnn.wh.value(), &before);
+}
+
+#[test]
+fn train_step_is_one_function_with_forward_and_reverse_scans() {
+    use brainlift::autograd::TrainStep;
+    use brainlift::ir::Op;
+    random::seed(2);
+    let mut model = TutorialRnn::new(1, 4).unwrap();
+    let mut opt = Adam::new(0.01).eps(0.1);
+    let (x, y) = build_inputs_and_targets(2, 3, 0.04).unwrap();
+    model.reset_state(2);
+    let data = [("xs", x.ty().clone()), ("targets", y.ty().clone())];
+    let m = &model;
+    let mut step = TrainStep::new("step", m, &mut opt, &data, Backend::Interp, |tr, d| {
+        m.reset_state_traced(tr);
+        let p = forward_over_time(tr, m, &d[0])?;
+        Ok(tutorial_loss(&p, &d[1], &ModelView::new(tr, m)))
+    })
+    .unwrap();
+    let f = step.function();
+    let scans: Vec<bool> = f
+        .insts
+        .iter()
+        .filter_map(|i| {
+            if let Op::Scan(s) = &i.op {
+                Some(s.reverse)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        scans.contains(&false) && scans.contains(&true),
+        "scans (reverse flags): {scans:?}"
+    );
+    let outs: Vec<&str> = f.outputs.iter().map(|o| o.name.as_str()).collect();
+    for want in [
+        "loss",
+        "new.rnn.Wh",
+        "new.rnn.state2train",
+        "new.out.b",
+        "new.opt.m.rnn.Wh",
+        "new.opt.v.out.W",
+    ] {
+        assert!(outs.contains(&want), "missing output {want}: {outs:?}");
+    }
+    let ins: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        ins.contains(&"hyper.lr_step") && ins.contains(&"xs"),
+        "{ins:?}"
+    );
+    // the same compiled function is reused: two steps, two updates, parameters move
+    let w0 = model.rnn.wh.value().clone();
+    let l1 = step
+        .step(&mut model, &mut opt, &[x.clone(), y.clone()])
+        .unwrap();
+    model.reset_state(2);
+    let l2 = step.step(&mut model, &mut opt, &[x, y]).unwrap();
+    assert!(l2 < l1, "{l1} -> {l2}");
+    assert_ne!(model.rnn.wh.value(), &w0);
+    assert_eq!(opt.num_updates(), 2);
+    let err = step
+        .step(&mut model, &mut opt, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected 2 data arrays"), "{err}");
+}
+
+#[test]
+fn jit_and_interpreter_agree_on_the_first_epochs() {
+    let run = |b: Backend| {
+        run_rnn_part(&RnnConfig {
+            backend: b,
+            ..tiny_cfg(9)
+        })
+        .unwrap()
+        .losses
+    };
+    let (i, j) = (run(Backend::Interp), run(Backend::Jit));
+    for (a, b) in i.iter().zip(&j) {
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "interp {i:?} vs jit {j:?}");
+    }
 }

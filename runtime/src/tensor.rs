@@ -2,6 +2,7 @@
 
 use crate::RuntimeError;
 use brainlift_ir::{DType, Shape, TensorType};
+use std::sync::Arc;
 
 /// The storage of a [`Tensor`], one variant per element type. `Bool` is stored as bytes 0/1.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,10 +18,14 @@ pub enum TensorData {
 }
 
 /// A dense row-major tensor on the host: the values passed into and out of executables.
+///
+/// The storage is shared: cloning a tensor is O(1) (a reference count), and the first mutation
+/// of a shared tensor copies it ([`Tensor::data_mut`]), so passing large inputs by value to an
+/// executable costs nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     ty: TensorType,
-    data: TensorData,
+    data: Arc<TensorData>,
 }
 
 impl Tensor {
@@ -39,7 +44,10 @@ impl Tensor {
                 ty.dtype
             )));
         }
-        Ok(Tensor { ty, data })
+        Ok(Tensor {
+            ty,
+            data: Arc::new(data),
+        })
     }
 
     /// An `f64` tensor from row-major values.
@@ -56,7 +64,7 @@ impl Tensor {
     pub fn scalar_f64(x: f64) -> Tensor {
         Tensor {
             ty: TensorType::scalar(DType::F64),
-            data: TensorData::F64(vec![x]),
+            data: Arc::new(TensorData::F64(vec![x])),
         }
     }
 
@@ -75,7 +83,10 @@ impl Tensor {
             DType::I32 => TensorData::I32(values.iter().map(|&x| x as i32).collect()),
             DType::Bool => TensorData::Bool(values.iter().map(|&x| (x != 0.0) as u8).collect()),
         };
-        Ok(Tensor { ty, data })
+        Ok(Tensor {
+            ty,
+            data: Arc::new(data),
+        })
     }
 
     /// Zeros of a type.
@@ -87,7 +98,10 @@ impl Tensor {
             DType::I32 => TensorData::I32(vec![0; n]),
             DType::Bool => TensorData::Bool(vec![0; n]),
         };
-        Tensor { ty, data }
+        Tensor {
+            ty,
+            data: Arc::new(data),
+        }
     }
 
     /// The tensor's type.
@@ -117,12 +131,12 @@ impl Tensor {
 
     /// Mutable storage (the length and type cannot change).
     pub fn data_mut(&mut self) -> &mut TensorData {
-        &mut self.data
+        Arc::make_mut(&mut self.data)
     }
 
     /// All elements converted to `f64` (exact for every element type).
     pub fn to_f64_vec(&self) -> Vec<f64> {
-        match &self.data {
+        match &*self.data {
             TensorData::F64(v) => v.clone(),
             TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
@@ -132,7 +146,7 @@ impl Tensor {
 
     /// The `f64` elements, if this is an `f64` tensor.
     pub fn as_f64(&self) -> Option<&[f64]> {
-        match &self.data {
+        match &*self.data {
             TensorData::F64(v) => Some(v),
             _ => None,
         }
@@ -140,7 +154,7 @@ impl Tensor {
 
     /// Mutable `f64` elements, if this is an `f64` tensor.
     pub fn as_f64_mut(&mut self) -> Option<&mut [f64]> {
-        match &mut self.data {
+        match Arc::make_mut(&mut self.data) {
             TensorData::F64(v) => Some(v),
             _ => None,
         }

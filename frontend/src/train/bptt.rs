@@ -326,8 +326,9 @@ where
         Ok(out.remove(0))
     }
 
-    /// The per-epoch history of a metric: `"loss"` (epoch means, BrainPy's `which='report'`)
-    /// or `"loss_detailed"` is not a flat list — use [`Bptt::detailed_losses`].
+    /// The per-epoch history of a metric. Only `"loss"` exists: the epoch means (BrainPy's
+    /// `get_hist_metric(metric='loss', which='report')`); the per-batch losses are
+    /// [`Bptt::detailed_losses`]. Another name is an error.
     pub fn hist_metric(&self, name: &str) -> Result<&[f64]> {
         match name {
             "loss" => Ok(&self.hist),
