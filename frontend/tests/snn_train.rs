@@ -190,3 +190,46 @@ fn jit_matches_interpreter_for_first_steps() {
     assert_eq!(a.accuracy, b.accuracy);
     assert_eq!(a.mean_spikes_per_neuron, b.mean_spikes_per_neuron);
 }
+
+/// A hand-written trainer (the tutorial's `Trainer`: `grad` of a `for_loop` loss, then an
+/// Adam update) gives the same losses as the fused one-function `TrainStep`.
+#[test]
+fn custom_trainer_from_for_loop_and_grad_matches_train_step() {
+    use brainlift::autograd::{ApplyGradients, grad};
+    use brainlift::optim::{Adam, BiasCorrection};
+    use brainlift::tutorial::snn::snn_train_step;
+    let (t, b, n_in) = (10, 8, 6);
+    let make = || {
+        random::seed(5);
+        let mut net = SnnNet::new(n_in, 4, 2, 1.0, SpikeForward::Heaviside).unwrap();
+        net.reset_state(b);
+        net
+    };
+    let mut net = make();
+    let (x, _) = poisson_data(t, b, n_in, 200.0, 1.0).unwrap();
+    let y = Array::from_f64([b], (0..b).map(|i| (i % 2) as f64).collect()).unwrap();
+    let data = [x.clone(), y.clone()];
+    let mut opt = Adam::new(4e-3).bias_correction(BiasCorrection::PerEpoch);
+    let mut step = snn_train_step(&net, &mut opt, x.ty(), y.ty(), Backend::Interp).unwrap();
+    let fused: Vec<f64> = (0..3).map(|_| step.step(&mut net, &mut opt, &data).unwrap()).collect();
+
+    let mut net = make();
+    let vars = train_vars(&net);
+    let dty = [("xs", x.ty().clone()), ("labels", y.ty().clone())];
+    let mut f_grad = grad(&net, &vars, &dty, Backend::Interp, |_, d| snn_loss(&net, &d[0], &d[1])).unwrap();
+    let mut opt = Adam::new(4e-3).bias_correction(BiasCorrection::PerEpoch);
+    let mut update = ApplyGradients::new(&net, &vars, &mut opt, Backend::Interp).unwrap();
+    let mut custom = vec![];
+    for _ in 0..3 {
+        net.reset_state(b);
+        let (grads, loss) = f_grad.call(&mut net, &data).unwrap();
+        assert_eq!(grads[0].0, "i2r.comm.W");
+        let g: Vec<Array> = grads.into_iter().map(|(_, g)| g).collect();
+        update.apply(&mut net, &mut opt, &g).unwrap();
+        custom.push(loss);
+    }
+    for (a, c) in fused.iter().zip(&custom) {
+        assert!((a - c).abs() <= 1e-12, "fused {fused:?} vs custom {custom:?}");
+    }
+    assert_ne!(fused[0], fused[2], "the parameters change");
+}
