@@ -241,8 +241,8 @@ mod tests {
 
     #[test]
     fn dt_phi_matches_closed_form() {
-        for (dt, tau) in [(1.0, 10.0), (0.1, 5.0), (1.0, 8.0)] {
-            let want = tau * (1.0 - (-dt / tau as f64).exp());
+        for (dt, tau) in [(1.0f64, 10.0f64), (0.1, 5.0), (1.0, 8.0)] {
+            let want = tau * (1.0 - (-dt / tau).exp());
             assert!((exp_euler_dt_phi(dt, tau) - want).abs() < 1e-14);
         }
     }

@@ -338,7 +338,7 @@ impl SnnConfig {
 }
 
 /// What [`run_snn_part`] measured.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct SnnReport {
     /// The loss at every `report_every`-th step (steps `report_every, 2·report_every, ..`).
     pub losses: Vec<f64>,
