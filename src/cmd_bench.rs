@@ -201,6 +201,36 @@ fn bptt_step() -> CliResult<Workload> {
     })
 }
 
+fn snn_step() -> CliResult<Workload> {
+    use brainlift::dyn_::SpikeForward;
+    use brainlift::tutorial::snn::{SnnNet, poisson_data, snn_train_step};
+    let (t, b) = (100, 256);
+    brainlift::random::seed(0);
+    let mut net =
+        SnnNet::new(100, 10, 2, 1.0, SpikeForward::Heaviside).map_err(|e| e.to_string())?;
+    net.reset_state(b);
+    let (x, y) = poisson_data(t, b, 100, 10.0, 1.0).map_err(|e| e.to_string())?;
+    let mut opt = Adam::new(4e-3);
+    let step = snn_train_step(&net, &mut opt, x.ty(), y.ty(), Backend::Interp)
+        .map_err(|e| e.to_string())?;
+    let f = step.function().clone();
+    let mut inputs = realistic_inputs(&f, 5);
+    for (p, v) in f.params.iter().zip(inputs.iter_mut()) {
+        if p.name == "xs" {
+            *v = x.clone();
+        } else if p.name == "labels" {
+            *v = y.clone();
+        }
+    }
+    Ok(Workload {
+        name: "snn_step",
+        about: "one training step of the tutorial spiking net (256 samples, 100 steps, 100->10->2, Poisson 10 Hz)",
+        f,
+        inputs,
+        baseline: None,
+    })
+}
+
 /// Random inputs, with optimiser moments and hyper-parameters made valid (non-negative).
 fn realistic_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
     let mut inputs = random_inputs(f, seed);
@@ -219,6 +249,7 @@ pub fn run(args: BenchArgs) -> CliResult {
         ("matmul", matmul),
         ("ngrc", ngrc),
         ("bptt_step", bptt_step),
+        ("snn_step", snn_step),
     ];
     let budget = Duration::from_secs_f64(args.seconds.max(0.05));
     let mut rows = vec![];

@@ -440,7 +440,9 @@ impl NormalEquations {
         let eig = a
             .self_adjoint_eigenvalues(Side::Lower)
             .map_err(|_| RidgeError::NoConvergence("self-adjoint eigenvalue decomposition"))?;
-        let lmin = eig.first().copied().unwrap_or(0.0);
+        // X̃ᵀX̃ is positive semi-definite, so the smallest eigenvalue of X̃ᵀX̃ + αI is at least α;
+        // a computed value below that is rounding noise of size ~n·ε·λ_max, so clamp to α.
+        let lmin = eig.first().copied().unwrap_or(0.0).max(alpha);
         let lmax = eig.last().copied().unwrap_or(0.0);
         let condition_number = if lmin > 0.0 {
             lmax / lmin

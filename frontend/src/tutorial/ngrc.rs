@@ -157,6 +157,12 @@ pub fn run_ngrc_part(cfg: &NgrcConfig, log: &mut dyn FnMut(&str)) -> Result<Ngrc
         )?;
         report.fit_s += tf.elapsed().as_secs_f64();
         if let Some(s) = trainer.last_fit() {
+            log(&format!(
+                "fit on {} steps ({h} ahead): condition number of XᵀX + αI {:.2e}, solver {:?}",
+                train_end - warm,
+                s.condition_number,
+                s.solver_used
+            ));
             report.condition_numbers.push(s.condition_number);
         }
         let x_test = subset(&data, train_end, n - h)?;
