@@ -187,3 +187,41 @@ fn one_lif_step_gradient_matches_formula() {
         }
     }
 }
+
+/// f32 layers follow the f64 golden trace to f32 accuracy.
+#[test]
+fn lif_f32_follows_the_golden_trace() {
+    let (i, shape) = read_npy("lif", "input_current.npy");
+    let (v_ref, _) = read_npy("lif", "V.npy");
+    let (s_ref, _) = read_npy("lif", "spike.npy");
+    let p = LifParams {
+        tau: 10.0,
+        v_reset: 0.0,
+        v_rest: 0.0,
+        v_th: 1.0,
+        dt: Some(1.0),
+        dtype: DType::F32,
+        ..Default::default()
+    };
+    let xs = Array::from_f32(
+        [shape[0], 1, shape[1]],
+        i.iter().map(|&x| x as f32).collect(),
+    )
+    .unwrap();
+    let mut r = Runner::new(Lif::new(4, p).unwrap())
+        .backend(Backend::Interp)
+        .monitor("V", "V");
+    let out = r.run(&xs, true).unwrap();
+    assert_eq!(out.outputs.dtype(), DType::F32);
+    let v = out.mon("V").unwrap().to_f64_vec();
+    let s = out.outputs.to_f64_vec();
+    assert_eq!(s, s_ref, "f32 spikes equal the f64 golden ones");
+    for k in 0..v.len() {
+        assert!(
+            (v[k] - v_ref[k]).abs() < 1e-4,
+            "V[{k}] = {}, golden {}",
+            v[k],
+            v_ref[k]
+        );
+    }
+}

@@ -211,12 +211,17 @@ fn custom_trainer_from_for_loop_and_grad_matches_train_step() {
     let data = [x.clone(), y.clone()];
     let mut opt = Adam::new(4e-3).bias_correction(BiasCorrection::PerEpoch);
     let mut step = snn_train_step(&net, &mut opt, x.ty(), y.ty(), Backend::Interp).unwrap();
-    let fused: Vec<f64> = (0..3).map(|_| step.step(&mut net, &mut opt, &data).unwrap()).collect();
+    let fused: Vec<f64> = (0..3)
+        .map(|_| step.step(&mut net, &mut opt, &data).unwrap())
+        .collect();
 
     let mut net = make();
     let vars = train_vars(&net);
     let dty = [("xs", x.ty().clone()), ("labels", y.ty().clone())];
-    let mut f_grad = grad(&net, &vars, &dty, Backend::Interp, |_, d| snn_loss(&net, &d[0], &d[1])).unwrap();
+    let mut f_grad = grad(&net, &vars, &dty, Backend::Interp, |_, d| {
+        snn_loss(&net, &d[0], &d[1])
+    })
+    .unwrap();
     let mut opt = Adam::new(4e-3).bias_correction(BiasCorrection::PerEpoch);
     let mut update = ApplyGradients::new(&net, &vars, &mut opt, Backend::Interp).unwrap();
     let mut custom = vec![];
@@ -229,7 +234,10 @@ fn custom_trainer_from_for_loop_and_grad_matches_train_step() {
         custom.push(loss);
     }
     for (a, c) in fused.iter().zip(&custom) {
-        assert!((a - c).abs() <= 1e-12, "fused {fused:?} vs custom {custom:?}");
+        assert!(
+            (a - c).abs() <= 1e-12,
+            "fused {fused:?} vs custom {custom:?}"
+        );
     }
     assert_ne!(fused[0], fused[2], "the parameters change");
 }
