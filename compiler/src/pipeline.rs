@@ -11,7 +11,7 @@
 //!    simplification round) when [`PipelineConfig::unroll_threshold`] is set, else
 //!    `scanned` (loops kept as `scan`; no pass runs).
 //!
-//! After every pass the result is checked with [`brainlift_ir::verify`] (always in debug
+//! After every pass the result is checked with [`brainlift_ir::verify()`] (always in debug
 //! builds; in release builds when [`PipelineConfig::verify`] is set); a failure is reported as
 //! [`PipelineError::Broken`] naming the stage and the pass. [`run_pipeline`] returns every
 //! stage's function with its op count and time, and the op count and time of every pass.

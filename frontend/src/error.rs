@@ -52,5 +52,5 @@ impl Error {
     }
 }
 
-/// Result with the crate's [`Error`].
+/// Result with the crate's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,6 @@
 //! brainlift: train brain-dynamics models in Rust.
 //!
-//! Write a model with the tracing DSL ([`trace`], [`Tensor`]), and brainlift records it into
+//! Write a model with the tracing DSL ([`trace()`], [`Tensor`]), and brainlift records it into
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 

@@ -1,7 +1,7 @@
 //! Variables (parameters and states) and the [`Module`] trait models implement.
 //!
 //! A [`Variable`] holds a concrete value ([`Array`]) and a process-unique id. Modules own their
-//! variables as plain fields and list them by path through [`Module::visit_vars`] (e.g.
+//! variables as plain fields and list them by path through [`VarOwner::visit_vars`] (e.g.
 //! `rnn.Wh`). While tracing, [`Tracer::read_var`] turns a variable into a traced tensor: the
 //! first read in a trace creates a function input named by the variable's path; writes
 //! ([`Tracer::write_var`]) rebind it, and the trace's outputs can include the new values of

@@ -3,7 +3,7 @@
 //! A [`Function`] has named, typed inputs, a list of SSA instructions and named outputs.
 //! Every value has a static [`TensorType`] (element type and shape). Every op is declared once
 //! in [`op`] together with its type rule ([`Op::infer`]); the [`verify()`] function checks a
-//! whole function against those rules, and the text format ([`print`], [`parse`]) writes and
+//! whole function against those rules, and the text format ([`mod@print`], [`mod@parse`]) writes and
 //! reads functions losslessly.
 
 pub mod builder;

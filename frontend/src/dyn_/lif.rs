@@ -4,7 +4,7 @@
 //! One step with input current `I` (`(B, N)`):
 //! 1. `V' = V + (dt·φ)·(−V + V_rest + R·I)/τ` (exponential Euler, exactly
 //!    `V + (1 − e^{−dt/τ})(V_rest + R·I − V)`);
-//! 2. `s = H(V' − V_th)` through the surrogate-gradient spike function ([`spike_fn`]);
+//! 2. `s = H(V' − V_th)` through the surrogate-gradient spike function (`spike_fn`);
 //! 3. soft reset `V' ← V' − (V_th − V_reset)·s`, or hard reset `V' ← V' + (V_reset − V')·s`;
 //!    `s` is wrapped in `stop_gradient` in the reset only with `detach_spk`;
 //! 4. `V ← V'`, `spike ← s`; returns `s`.

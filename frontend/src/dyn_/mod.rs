@@ -2,7 +2,7 @@
 //! [`Integrator`], in training mode (float spikes, batch axis first).
 //!
 //! Contract shared by every model here:
-//! - states are `(B, N)` arrays of the layer's dtype, zeros after [`Module::reset_state`]`(B)`
+//! - states are `(B, N)` arrays of the layer's dtype, zeros after [`Module::reset_state`](crate::Module::reset_state)`(B)`
 //!   (batch 1 at construction, as BrainPy's `TrainingMode(batch_size=1)`);
 //! - `update(x)` takes `x` of shape `(B, N)`, equal to the state shape; any other shape
 //!   records a [`TraceError::Op`] whose op names the layer (`Lif 'r'`) and states the
