@@ -32,12 +32,18 @@ pub struct BenchArgs {
     seconds: f64,
 }
 
+/// A named baseline measured beside the JIT.
+type Baseline = (&'static str, Box<dyn FnMut()>);
+
+/// A workload builder.
+type Builder = fn() -> CliResult<Workload>;
+
 struct Workload {
     name: &'static str,
     about: &'static str,
     f: Function,
     inputs: Vec<Tensor>,
-    baseline: Option<(&'static str, Box<dyn FnMut()>)>,
+    baseline: Option<Baseline>,
 }
 
 fn f64t(d: &[usize]) -> TensorType {
@@ -244,7 +250,7 @@ fn realistic_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
 }
 
 pub fn run(args: BenchArgs) -> CliResult {
-    let builders: Vec<(&str, fn() -> CliResult<Workload>)> = vec![
+    let builders: Vec<(&str, Builder)> = vec![
         ("elementwise", elementwise),
         ("matmul", matmul),
         ("ngrc", ngrc),

@@ -513,7 +513,7 @@ fn gradcheck_report_and_errors() {
     let l = b.reduce(ReduceOp::Sum, sq, vec![0]).unwrap();
     let f = finish(b, l);
     let xs = Tensor::from_f64(vec![2], vec![1.0, -3.0]).unwrap();
-    let r = brainlift_runtime::gradcheck::check_grad(&f, &[0], &[xs.clone()]).unwrap();
+    let r = brainlift_runtime::gradcheck::check_grad(&f, &[0], std::slice::from_ref(&xs)).unwrap();
     assert_eq!(r.value, 10.0);
     assert!(r.max_err < 1e-8, "{r}");
     let text = r.to_string();

@@ -235,7 +235,7 @@ impl Tensor {
         let mut dims = shape.to_vec();
         if let Some(p) = dims.iter().position(|&d| d == usize::MAX) {
             let known: usize = dims.iter().filter(|&&d| d != usize::MAX).product();
-            if known == 0 || self.ty.numel() % known != 0 {
+            if known == 0 || !self.ty.numel().is_multiple_of(known) {
                 return self.fail(
                     "reshape",
                     format!("cannot reshape {} to {:?}", self.ty, shape),
