@@ -138,8 +138,86 @@ unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64)
     }
 }
 
+/// Event-driven product for a sparse lhs (spike trains: ~1% ones): when the rhs is narrow,
+/// at most [`SPARSE_MAX_DENSITY`] of the lhs entries are nonzero and the rhs is finite, adds
+/// only the rhs rows of nonzero lhs entries, in `k` order — the same sum as the reference
+/// (skipped terms are exact zeros), at a cost proportional to the nonzeros. Returns false
+/// (having written nothing) when the lhs is too dense; the scan for nonzeros stops early then.
+unsafe fn sparse_lhs_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) -> bool {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let row_major = d.a_cs == 1 && d.a_rs == k as isize;
+    let col_major = d.a_rs == 1 && d.a_cs == m as isize;
+    if n > SPARSE_MAX_N || m * k < SPARSE_MIN_LHS || d.batch != 1 || !(row_major || col_major) {
+        return false;
+    }
+    // SAFETY (whole function): the lhs buffer holds m·k contiguous elements (one of the two
+    // layouts checked above), the rhs is the logical k×n matrix of the verified operand type,
+    // and `out` holds m×n elements.
+    unsafe {
+        let lhs = std::slice::from_raw_parts(a, m * k);
+        for p in 0..k {
+            for j in 0..n {
+                if !(*b.offset(p as isize * d.b_rs + j as isize * d.b_cs)).is_finite() {
+                    return false;
+                }
+            }
+        }
+        // One pass in memory order; give up (the caller's dense GEMM then overwrites `out`) as
+        // soon as the lhs proves too dense, so a dense lhs costs a read of ~10% of it.
+        let limit = ((m * k) as f64 * SPARSE_MAX_DENSITY) as usize;
+        let mut nnz = 0usize;
+        std::ptr::write_bytes(out, 0, m * n);
+        // Add `v · b[p, :]` to `out[i, :]`; per output element the terms come in `p` order.
+        let add_row = |i: usize, p: usize, v: f64| {
+            let row = out.add(i * n);
+            let brow = b.offset(p as isize * d.b_rs);
+            for j in 0..n {
+                *row.add(j) += v * *brow.offset(j as isize * d.b_cs);
+            }
+        };
+        let (outer, inner) = if row_major { (m, k) } else { (k, m) };
+        const CHUNK: usize = 8;
+        for o in 0..outer {
+            let line = &lhs[o * inner..(o + 1) * inner];
+            for (c, chunk) in line.chunks(CHUNK).enumerate() {
+                // Skip all-zero chunks with one vectorisable test (±0.0 both count as zero;
+                // skipping a -0.0 term cannot change a sum that starts at +0.0).
+                if chunk.iter().fold(0u64, |acc, x| acc | (x.to_bits() << 1)) == 0 {
+                    continue;
+                }
+                for (r, &v) in chunk.iter().enumerate() {
+                    if v != 0.0 {
+                        let q = c * CHUNK + r;
+                        nnz += 1;
+                        if row_major {
+                            add_row(o, q, v)
+                        } else {
+                            add_row(q, o, v)
+                        }
+                    }
+                }
+            }
+            if nnz > limit {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Widest rhs for which [`sparse_lhs_f64`] is tried (the spiking net's 100→10, 10→2 layers).
+const SPARSE_MAX_N: usize = 32;
+/// Smallest lhs (elements) worth scanning for zeros.
+const SPARSE_MIN_LHS: usize = 4096;
+/// Largest fraction of nonzero lhs entries for the event-driven path.
+const SPARSE_MAX_DENSITY: f64 = 0.1;
+
 unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
     let (m, n, k) = (d.m, d.n, d.k);
+    // SAFETY: same buffers.
+    if unsafe { sparse_lhs_f64(d, a, b, out) } {
+        return;
+    }
     if k <= SMALL_K || m * n * k <= SMALL_MNK {
         // SAFETY: same buffers.
         unsafe { small_f64(d, a, b, out) };
