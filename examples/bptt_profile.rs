@@ -50,6 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fwd = brainlift::compiler::passes::scan_residuals::scan_residuals(report.output())?;
         let hoisted = brainlift::compiler::passes::scan_hoist::scan_hoist(&fwd)?;
         std::fs::write(path, hoisted.to_string())?;
+        let plan = brainlift::compiler::passes::fusion::fuse(&hoisted)?;
+        std::fs::write(format!("{path}.plan"), plan.to_string())?;
     }
     let mut inputs = random_inputs(&f, 4);
     for (p, t) in f.params.iter().zip(inputs.iter_mut()) {

@@ -111,7 +111,11 @@ pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, Ru
                     .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
             let hoisted = brainlift_compiler::passes::scan_hoist::scan_hoist(&forwarded)
                 .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
-            Ok(Box::new(JitExecutable::compile(&hoisted)?))
+            // `acc_init + ..` with a zero initial accumulator: drop the add.
+            let simplified = brainlift_compiler::passes::algebra::algebra(&hoisted, false)
+                .and_then(|g| brainlift_compiler::passes::dce::dce(&g))
+                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+            Ok(Box::new(JitExecutable::compile(&simplified)?))
         }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
     }
