@@ -167,7 +167,7 @@ fn analyse(f: &Function, kf: usize, kb: usize) -> Option<Pair> {
     let importable =
         |v: ValueId| v.index() >= nparams && map[v.index()].is_some() && !argless[v.index()];
     let mut want: Vec<ValueId> = Vec::new();
-    let mut need = |v: ValueId, want: &mut Vec<ValueId>| {
+    let need = |v: ValueId, want: &mut Vec<ValueId>| {
         if importable(v) && !want.contains(&v) {
             want.push(v);
         }
