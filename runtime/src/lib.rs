@@ -100,7 +100,22 @@ pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, Ru
             };
             let report = brainlift_compiler::pipeline::run_pipeline(f, &cfg)
                 .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
-            Ok(Box::new(JitExecutable::compile(report.output())?))
+            // Reverse scans read the forward scan's values instead of recomputing them, and
+            // their per-step accumulators become one GEMM after the loop
+            // (`BRAINLIFT_NO_SCAN_HOIST=1` turns both off, for A/B measurements).
+            if std::env::var_os("BRAINLIFT_NO_SCAN_HOIST").is_some() {
+                return Ok(Box::new(JitExecutable::compile(report.output())?));
+            }
+            let forwarded =
+                brainlift_compiler::passes::scan_residuals::scan_residuals(report.output())
+                    .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+            let hoisted = brainlift_compiler::passes::scan_hoist::scan_hoist(&forwarded)
+                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+            // `acc_init + ..` with a zero initial accumulator: drop the add.
+            let simplified = brainlift_compiler::passes::algebra::algebra(&hoisted, false)
+                .and_then(|g| brainlift_compiler::passes::dce::dce(&g))
+                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+            Ok(Box::new(JitExecutable::compile(&simplified)?))
         }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
     }
