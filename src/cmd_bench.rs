@@ -44,6 +44,8 @@ struct Workload {
     f: Function,
     inputs: Vec<Tensor>,
     baseline: Option<Baseline>,
+    /// JIT compile options (what the trainer using this function compiles with).
+    opts: brainlift::runtime::CompileOptions,
 }
 
 fn f64t(d: &[usize]) -> TensorType {
@@ -99,6 +101,7 @@ fn elementwise() -> CliResult<Workload> {
         f,
         inputs,
         baseline: Some(("rust_loop", Box::new(baseline))),
+        opts: Default::default(),
     })
 }
 
@@ -146,6 +149,7 @@ fn matmul() -> CliResult<Workload> {
         f,
         inputs,
         baseline: Some(("gemm_direct", Box::new(baseline))),
+        opts: Default::default(),
     })
 }
 
@@ -167,6 +171,8 @@ fn ngrc() -> CliResult<Workload> {
         f,
         inputs,
         baseline: None,
+        // As RidgeTrainer compiles it: the accumulation order is kept.
+        opts: brainlift::runtime::CompileOptions { reassociate: false },
     })
 }
 
@@ -204,6 +210,7 @@ fn bptt_step() -> CliResult<Workload> {
         f,
         inputs,
         baseline: None,
+        opts: Default::default(),
     })
 }
 
@@ -234,6 +241,7 @@ fn snn_step() -> CliResult<Workload> {
         f,
         inputs,
         baseline: None,
+        opts: Default::default(),
     })
 }
 
@@ -269,7 +277,8 @@ pub fn run(args: BenchArgs) -> CliResult {
         let mut w = build()?;
         brainlift::runtime::cache::clear_cache();
         let t = Instant::now();
-        let mut jit = brainlift::runtime::compile(&w.f, Backend::Jit).map_err(|e| e.to_string())?;
+        let mut jit = brainlift::runtime::compile_with(&w.f, Backend::Jit, &w.opts)
+            .map_err(|e| e.to_string())?;
         let compile_s = t.elapsed().as_secs_f64();
         total_compile += compile_s;
         let mut interp =

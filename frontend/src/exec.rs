@@ -33,7 +33,17 @@ pub struct Bound {
 impl Bound {
     /// Compiles `f` for `backend`.
     pub fn compile(f: &Function, binding: Binding, backend: Backend) -> Result<Bound> {
-        let exe = brainlift_runtime::compile(f, backend)?;
+        Bound::compile_with(f, binding, backend, &Default::default())
+    }
+
+    /// Compiles `f` for `backend` with explicit options.
+    pub fn compile_with(
+        f: &Function,
+        binding: Binding,
+        backend: Backend,
+        opts: &brainlift_runtime::CompileOptions,
+    ) -> Result<Bound> {
+        let exe = brainlift_runtime::compile_with(f, backend, opts)?;
         Ok(Bound { exe, binding })
     }
 

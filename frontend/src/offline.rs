@@ -148,7 +148,11 @@ impl<M: Readout> RidgeTrainer<M> {
         let y = y.cast(x.dtype());
         let keep_rows = self.solver == RidgeSolver::Qr;
         let (f, binding, num_in) = trace_fit(&self.model, x.ty(), y.ty(), keep_rows)?;
-        let mut bound = Bound::compile(&f, binding, self.backend)?;
+        // Keep the written summation order of X̃ᵀX̃ (no hoisting into one GEMM): with a
+        // condition number near 1e16 any reordering changes the weights visibly, and the JIT
+        // and the interpreter must fit the same readout.
+        let opts = brainlift_runtime::CompileOptions { reassociate: false };
+        let mut bound = Bound::compile_with(&f, binding, self.backend, &opts)?;
         let outs = bound.run(&mut self.model, &[x.clone(), y.clone()])?;
         let rows = x.shape()[0] * x.shape()[1];
         let eqs = if keep_rows {

@@ -88,33 +88,62 @@ impl Backend {
     }
 }
 
-/// Prepares `f` for execution on `backend` (the JIT goes through the kernel cache).
+/// Options of [`compile_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Let the JIT reorder sums where that is faster: per-step accumulators of a scan become
+    /// one GEMM or reduction after the loop (`scan_hoist`). Results then differ from the
+    /// interpreter by rounding (~1e-15 relative). Turn off where rounding is amplified, e.g.
+    /// the normal equations of an ill-conditioned ridge fit (`BRAINLIFT_NO_SCAN_HOIST=1` turns
+    /// it off everywhere, for A/B measurements).
+    pub reassociate: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            reassociate: std::env::var_os("BRAINLIFT_NO_SCAN_HOIST").is_none(),
+        }
+    }
+}
+
+/// Prepares `f` for execution on `backend` with default [`CompileOptions`] (the JIT goes
+/// through the kernel cache).
 pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, RuntimeError> {
+    compile_with(f, backend, &CompileOptions::default())
+}
+
+/// Prepares `f` for execution on `backend`.
+///
+/// The JIT runs the simplified function (CSE, folding, algebraic identities, short scans
+/// unrolled, custom_vjp forwards inlined), with reverse scans reading the forward scan's saved
+/// values instead of recomputing them (`scan_residuals`, exact) and, with
+/// [`CompileOptions::reassociate`], per-step accumulators hoisted out of loops. The interpreter
+/// runs `f` as written.
+pub fn compile_with(
+    f: &Function,
+    backend: Backend,
+    opts: &CompileOptions,
+) -> Result<Box<dyn Executable>, RuntimeError> {
+    let codegen = |e: &dyn std::fmt::Display| RuntimeError::Codegen(e.to_string());
     match backend {
         Backend::Jit => {
-            // The JIT runs the simplified function (CSE, folding, algebraic identities, short
-            // scans unrolled, custom_vjp forwards inlined); the interpreter runs `f` as written.
             let cfg = brainlift_compiler::pipeline::PipelineConfig {
                 verify: cfg!(debug_assertions),
                 ..Default::default()
             };
-            let report = brainlift_compiler::pipeline::run_pipeline(f, &cfg)
-                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
-            // Reverse scans read the forward scan's values instead of recomputing them, and
-            // their per-step accumulators become one GEMM after the loop
-            // (`BRAINLIFT_NO_SCAN_HOIST=1` turns both off, for A/B measurements).
-            if std::env::var_os("BRAINLIFT_NO_SCAN_HOIST").is_some() {
-                return Ok(Box::new(JitExecutable::compile(report.output())?));
+            let report =
+                brainlift_compiler::pipeline::run_pipeline(f, &cfg).map_err(|e| codegen(&e))?;
+            let mut g = brainlift_compiler::passes::scan_residuals::scan_residuals(report.output())
+                .map_err(|e| codegen(&e))?;
+            if opts.reassociate {
+                g = brainlift_compiler::passes::scan_hoist::scan_hoist(&g)
+                    .map_err(|e| codegen(&e))?;
             }
-            let forwarded =
-                brainlift_compiler::passes::scan_residuals::scan_residuals(report.output())
-                    .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
-            let hoisted = brainlift_compiler::passes::scan_hoist::scan_hoist(&forwarded)
-                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
             // `acc_init + ..` with a zero initial accumulator: drop the add.
-            let simplified = brainlift_compiler::passes::algebra::algebra(&hoisted, false)
+            let simplified = brainlift_compiler::passes::algebra::algebra(&g, false)
                 .and_then(|g| brainlift_compiler::passes::dce::dce(&g))
-                .map_err(|e| RuntimeError::Codegen(e.to_string()))?;
+                .map_err(|e| codegen(&e))?;
             Ok(Box::new(JitExecutable::compile(&simplified)?))
         }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
