@@ -150,6 +150,22 @@ def main():
         epoch_row[0] = "bptt epoch (bl: 100 x step est.)"
         rows.append(tuple(epoch_row))
 
+    bp_rows = []
+    if os.environ.get("BENCH_BRAINPY", "0") == "1":
+        bpw = os.path.join(HERE, "brainpy_workloads.py")
+        for w, ours in (("snn_step", "snn_step (1 train step)"), ("bptt_epoch", "bptt epoch (100 steps + data)"),
+                        ("ngrc_part", "ngrc part, whole process")):
+            res, wall, rss = run_measured([py, bpw, w], f"brainpy {w}")
+            raw[f"brainpy_{w}"] = {"brainpy": res, "wall_s": wall, "rss_kib": rss}
+            mine = next((r for r in rows if r[0] == ours), None)
+            if w == "snn_step":
+                bp_rows.append((ours, res["compile_s"], res["steady_s"], rss, mine[4] if mine else None))
+            elif w == "bptt_epoch":
+                bp_rows.append((ours, max(res["epoch_first_s"] - res["epoch_steady_s"], 0.0), res["epoch_steady_s"], rss,
+                                mine[4] if mine else None))
+            else:
+                bp_rows.append((ours, None, wall, rss, mine[4] if mine else None))
+
     head = ("workload", "JAX compile", "JAX steady", "bl compile", "bl steady", "bl/JAX", "JAX RSS", "bl RSS")
     table = []
     for name, jc, js, bc, bs, jr, br in rows:
@@ -160,6 +176,16 @@ def main():
              "-|-".join("-" * w for w in widths)]
     lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table]
     print("\n".join("| " + ln + " |" for ln in lines))
+    bp_lines = []
+    if bp_rows:
+        bh = ("workload", "BrainPy compile", "BrainPy steady", "BrainPy RSS", "bl steady", "bl/BrainPy")
+        bt = [(n, fmt_s(c), fmt_s(st), fmt_mib(r), fmt_s(b), f"{b / st:.2f}" if b is not None else "-")
+              for n, c, st, r, b in bp_rows]
+        bw = [max(len(r[i]) for r in [bh] + bt) for i in range(len(bh))]
+        bp_lines = [" | ".join(c.ljust(w) for c, w in zip(bh, bw)), "-|-".join("-" * w for w in bw)]
+        bp_lines += [" | ".join(c.ljust(w) for c, w in zip(r, bw)) for r in bt]
+        print("\nBrainPy (the tutorial's own code, same process rules):")
+        print("\n".join("| " + ln + " |" for ln in bp_lines))
     chk = raw["jax_check"]
     print(
         f"\nJAX {check.get('jax_version')} gradient check: BPTT finite-difference error "
@@ -180,6 +206,8 @@ def main():
                     "brainlift_steady_s", "jax_peak_rss_kib", "brainlift_peak_rss_kib"],
         "rows": [list(r) for r in rows],
         "table": lines,
+        "brainpy_rows": [list(r) for r in bp_rows],
+        "brainpy_table": bp_lines,
         "raw": raw,
     }
     with open(os.path.join(HERE, "results.json"), "w") as f:

@@ -2,7 +2,8 @@
 # brainlift vs plain JAX, side by side, on the BrainPy tutorial's workloads.
 #
 #   bench/compare.sh            # everything (about 10 minutes on a 2-core machine)
-#   BENCH_PARTS=0 bench/compare.sh   # skip the whole RNN/SNN part runs (about 3 minutes)
+#   BENCH_PARTS=0 bench/compare.sh   # skip the whole RNN/SNN part runs (about 1 minute)
+#   BENCH_BRAINPY=1 bench/compare.sh # also the tutorial's own BrainPy code (installs brainpy)
 #
 # Needs: Rust (cargo), python3 >= 3.11 with venv, network access to PyPI the first time.
 # Creates bench/.venv (git-ignored) with CPU JAX, builds brainlift in release, runs both sides
@@ -18,6 +19,11 @@ if [ ! -x "$HERE/.venv/bin/python" ] || ! "$HERE/.venv/bin/python" -c "import ja
   "$PY" -m venv "$HERE/.venv"
   "$HERE/.venv/bin/pip" install --quiet --upgrade pip
   "$HERE/.venv/bin/pip" install --quiet -r "$HERE/requirements.txt"
+fi
+
+if [ "${BENCH_BRAINPY:-0}" = "1" ] && ! "$HERE/.venv/bin/python" -c "import brainpy" 2>/dev/null; then
+  echo "[bench] installing $(grep -v '^#' "$HERE/requirements-brainpy.txt" | tr '\n' ' ')" >&2
+  "$HERE/.venv/bin/pip" install --quiet -r "$HERE/requirements-brainpy.txt"
 fi
 
 if [ -z "${BRAINLIFT_BIN:-}" ]; then
