@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# brainlift vs plain JAX, side by side, on the BrainPy tutorial's workloads.
+#
+#   bench/compare.sh            # everything (about 10 minutes on a 2-core machine)
+#   BENCH_PARTS=0 bench/compare.sh   # skip the whole RNN/SNN part runs (about 1 minute)
+#   BENCH_BRAINPY=1 bench/compare.sh # also the tutorial's own BrainPy code (installs brainpy)
+#
+# Needs: Rust (cargo), python3 >= 3.11 with venv, network access to PyPI the first time.
+# Creates bench/.venv (git-ignored) with CPU JAX, builds brainlift in release, runs both sides
+# pinned to one core with one XLA thread, prints a table and writes bench/results.json.
+# BRAINLIFT_BIN=/path/to/brainlift skips the cargo build and uses that binary.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$HERE/.venv/bin/python" ] || ! "$HERE/.venv/bin/python" -c "import jax" 2>/dev/null; then
+  echo "[bench] creating $HERE/.venv and installing $(grep -v '^#' "$HERE/requirements.txt" | tr '\n' ' ')" >&2
+  "$PY" -m venv "$HERE/.venv"
+  "$HERE/.venv/bin/pip" install --quiet --upgrade pip
+  "$HERE/.venv/bin/pip" install --quiet -r "$HERE/requirements.txt"
+fi
+
+if [ "${BENCH_BRAINPY:-0}" = "1" ] && ! "$HERE/.venv/bin/python" -c "import brainpy" 2>/dev/null; then
+  echo "[bench] installing $(grep -v '^#' "$HERE/requirements-brainpy.txt" | tr '\n' ' ')" >&2
+  "$HERE/.venv/bin/pip" install --quiet -r "$HERE/requirements-brainpy.txt"
+fi
+
+if [ -z "${BRAINLIFT_BIN:-}" ]; then
+  echo "[bench] cargo build --release" >&2
+  (cd "$ROOT" && cargo build --release --quiet)
+  BRAINLIFT_BIN="$ROOT/target/release/brainlift"
+fi
+export BRAINLIFT_BIN
+export JAX_PYTHON="$HERE/.venv/bin/python"
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+exec "$PY" "$HERE/compare.py"
