@@ -5,45 +5,14 @@
 //! then runs the JIT for `seconds` and prints the median ms per step (no interpreter run, so
 //! `perf record` sees only the JIT).
 
-use brainlift::Module;
-use brainlift::autograd::TrainStep;
-use brainlift::ir::{DType, TensorType};
-use brainlift::losses::{l2_norm, mean_squared_error};
-use brainlift::optim::{Adam, LrSchedule};
 use brainlift::runtime::{Backend, random::random_inputs};
-use brainlift::train::{ModelView, forward_over_time};
-use brainlift::tutorial::rnn::TutorialRnn;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let seconds: f64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(3.0);
-    let (b, t, h) = (128, 25, 100);
     brainlift::random::seed(0);
-    let mut model = TutorialRnn::new(1, h)?;
-    model.reset_state(b);
-    let mut opt = Adam::new(LrSchedule::ExponentialDecay {
-        lr: 0.025,
-        decay_steps: 1.0,
-        decay_rate: 0.99975,
-    })
-    .eps(0.1);
-    let f64t = |d: &[usize]| TensorType::new(DType::F64, d);
-    let data = [("xs", f64t(&[b, t, 1])), ("targets", f64t(&[b, t, 1]))];
-    let step = TrainStep::new(
-        "bptt_step",
-        &model,
-        &mut opt,
-        &data,
-        Backend::Interp,
-        |tr, d| {
-            model.reset_state_traced(tr);
-            let preds = forward_over_time(tr, &model, &d[0])?;
-            let view = ModelView::new(tr, &model);
-            Ok(mean_squared_error(&preds, &d[1]) + l2_norm(&view.train_vars()).square() * 2e-4)
-        },
-    )?;
-    let f = step.function().clone();
+    let f = brainlift::tutorial::rnn::tutorial_train_step_function(128, 25, 100)?;
     if let Some(path) = args.get(2) {
         let cfg = brainlift::compiler::pipeline::PipelineConfig::default();
         let report = brainlift::compiler::pipeline::run_pipeline(&f, &cfg)?;

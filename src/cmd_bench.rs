@@ -7,13 +7,10 @@
 //! directly for the matmul.
 
 use crate::CliResult;
-use brainlift::autograd::TrainStep;
 use brainlift::ir::{DType, Function, TensorType};
-use brainlift::losses::{l2_norm, mean_squared_error};
-use brainlift::optim::{Adam, LrSchedule};
+use brainlift::optim::Adam;
 use brainlift::runtime::{Backend, Tensor, random::random_inputs};
-use brainlift::train::{ModelView, forward_over_time};
-use brainlift::tutorial::rnn::TutorialRnn;
+use brainlift::tutorial::rnn::tutorial_train_step_function;
 use brainlift::{Module, trace};
 use clap::Args;
 use serde_json::json;
@@ -177,32 +174,8 @@ fn ngrc() -> CliResult<Workload> {
 }
 
 fn bptt_step() -> CliResult<Workload> {
-    let (b, t, h) = (128, 25, 100);
     brainlift::random::seed(0);
-    let mut model = TutorialRnn::new(1, h).map_err(|e| e.to_string())?;
-    model.reset_state(b);
-    let mut opt = Adam::new(LrSchedule::ExponentialDecay {
-        lr: 0.025,
-        decay_steps: 1.0,
-        decay_rate: 0.99975,
-    })
-    .eps(0.1);
-    let data = [("xs", f64t(&[b, t, 1])), ("targets", f64t(&[b, t, 1]))];
-    let step = TrainStep::new(
-        "bptt_step",
-        &model,
-        &mut opt,
-        &data,
-        Backend::Interp,
-        |tr, d| {
-            model.reset_state_traced(tr);
-            let preds = forward_over_time(tr, &model, &d[0])?;
-            let view = ModelView::new(tr, &model);
-            Ok(mean_squared_error(&preds, &d[1]) + l2_norm(&view.train_vars()).square() * 2e-4)
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let f = step.function().clone();
+    let f = tutorial_train_step_function(128, 25, 100).map_err(|e| e.to_string())?;
     let inputs = realistic_inputs(&f, 4);
     Ok(Workload {
         name: "bptt_step",

@@ -172,6 +172,61 @@ pub fn build_inputs_and_targets(batch: usize, num_step: usize, dt: f64) -> Resul
     ))
 }
 
+/// The tutorial's loss: `MSE(pred, target) + l2_reg · l2_norm(train_vars)²`.
+pub fn tutorial_loss(
+    l2_reg: f64,
+) -> impl Fn(&Tensor, &Tensor, &crate::train::ModelView<'_>) -> Tensor + Clone {
+    move |p: &Tensor, t: &Tensor, m: &crate::train::ModelView<'_>| {
+        mean_squared_error(p, t) + l2_norm(&m.train_vars()).square() * l2_reg
+    }
+}
+
+/// The tutorial's optimiser: `Adam(lr = ExponentialDecay(0.025, 1, 0.99975), eps = 0.1)`, bias
+/// correction per update, or per epoch as BrainPy counts it.
+pub fn tutorial_optimizer(brainpy_bias_correction: bool) -> Adam {
+    let lr = LrSchedule::ExponentialDecay {
+        lr: 0.025,
+        decay_steps: 1.0,
+        decay_rate: 0.99975,
+    };
+    let bc = if brainpy_bias_correction {
+        BiasCorrection::PerEpoch
+    } else {
+        BiasCorrection::PerUpdate
+    };
+    Adam::new(lr).eps(0.1).bias_correction(bc)
+}
+
+/// The function one BPTT train step of the tutorial compiles to (forward scan, loss, reverse
+/// scan, Adam update) for batches of `batch × num_step` and `num_hidden` units, with weights
+/// drawn from the default generator: for benchmarks and IR inspection.
+pub fn tutorial_train_step_function(
+    batch: usize,
+    num_step: usize,
+    num_hidden: usize,
+) -> Result<brainlift_ir::Function> {
+    let mut model = TutorialRnn::new(1, num_hidden)?;
+    model.reset_state(batch);
+    let mut opt = tutorial_optimizer(false);
+    let loss = tutorial_loss(2e-4);
+    let ty = brainlift_ir::TensorType::new(brainlift_ir::DType::F64, [batch, num_step, 1]);
+    let data = [("xs", ty.clone()), ("targets", ty)];
+    let step = crate::autograd::TrainStep::new(
+        "bptt_step",
+        &model,
+        &mut opt,
+        &data,
+        Backend::Interp,
+        |tr, d| {
+            model.reset_state_traced(tr);
+            let preds = crate::train::forward_over_time(tr, &model, &d[0])?;
+            let view = crate::train::ModelView::new(tr, &model);
+            Ok(loss(&preds, &d[1], &view))
+        },
+    )?;
+    Ok(step.function().clone())
+}
+
 /// Runs tutorial part 2 (see the module doc); prints the notebook's lines when `verbose`.
 pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
     if cfg.num_epoch == 0
@@ -194,21 +249,8 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
     let start = Instant::now();
     random::seed(cfg.seed);
     let model = TutorialRnn::new(1, cfg.num_hidden)?;
-    let l2_reg = cfg.l2_reg;
-    let loss = move |p: &Tensor, t: &Tensor, m: &crate::train::ModelView<'_>| {
-        mean_squared_error(p, t) + l2_norm(&m.train_vars()).square() * l2_reg
-    };
-    let lr = LrSchedule::ExponentialDecay {
-        lr: 0.025,
-        decay_steps: 1.0,
-        decay_rate: 0.99975,
-    };
-    let bc = if cfg.brainpy_bias_correction {
-        BiasCorrection::PerEpoch
-    } else {
-        BiasCorrection::PerUpdate
-    };
-    let opt = Adam::new(lr).eps(0.1).bias_correction(bc);
+    let loss = tutorial_loss(cfg.l2_reg);
+    let opt = tutorial_optimizer(cfg.brainpy_bias_correction);
     let mut trainer = Bptt::new(model, loss, opt)
         .backend(cfg.backend)
         .verbose(cfg.verbose);
