@@ -4,7 +4,7 @@
 //!
 //! Prints `Train {e} epoch, use {secs} s, loss {loss}` per epoch like the notebook, then a
 //! summary; writes the loss curve and the prediction-vs-truth plot into `DIR` (default
-//! `out/rnn`).
+//! `brainlift-out/rnn`).
 
 use brainlift::Backend;
 use brainlift::tutorial::rnn::{RnnConfig, run_rnn_part};
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 fn main() {
     let mut cfg = RnnConfig::default();
-    let mut out = PathBuf::from("out/rnn");
+    let mut out = PathBuf::from("brainlift-out/rnn");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {

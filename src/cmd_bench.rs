@@ -238,6 +238,24 @@ pub fn run(args: BenchArgs) -> CliResult {
         ("bptt_step", bptt_step),
         ("snn_step", snn_step),
     ];
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        return Err(format!(
+            "--seconds must be in (0, 3600], got {}",
+            args.seconds
+        ));
+    }
+    if let Some(o) = &args.only
+        && !builders.iter().any(|(n, _)| n.contains(o.as_str()))
+    {
+        return Err(format!(
+            "--only {o}: no workload matches; workloads: {}",
+            builders
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let budget = Duration::from_secs_f64(args.seconds.max(0.05));
     let mut rows = vec![];
     let mut total_compile = 0.0;

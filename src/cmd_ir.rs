@@ -42,7 +42,8 @@ pub enum IrCommand {
         /// Seed of the random inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Folder with one `<input name>.npy` per input (instead of random inputs).
+        /// Folder with one `<input name>.npy` per input (instead of random inputs); each file
+        /// must have the input's shape and element type.
         #[arg(long)]
         inputs: Option<PathBuf>,
         /// Machine-readable output.
@@ -100,6 +101,7 @@ pub fn run(cmd: IrCommand) -> CliResult {
         } => {
             let backend = pick_backend(backend.as_deref())?;
             let f = load(&file)?;
+            brainlift::runtime::check_memory(&f).map_err(|e| e.to_string())?;
             let args = match inputs {
                 Some(dir) => read_inputs(&f, &dir)?,
                 None => random_inputs(&f, seed),
@@ -193,7 +195,6 @@ fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
         .map(|p| {
             let path = dir.join(format!("{}.npy", p.name));
             let t = read_npy(&path).map_err(|e| format!("input %{}: {e}", p.name))?;
-            // Allow an f64 file for an f32 input and the like: convert, but keep shapes strict.
             if t.shape() != p.ty.dims() {
                 return Err(format!(
                     "input %{}: {} has shape {:?}, the function expects {}",
@@ -241,7 +242,18 @@ fn print_outputs(f: &Function, outs: &[Tensor], json: bool, backend: &str) {
     }
     for (o, t) in f.outputs.iter().zip(outs) {
         let v = t.to_f64_vec();
-        let head: Vec<String> = v.iter().take(8).map(|x| format!("{x:.6e}")).collect();
+        let int = !t.dtype().is_float();
+        let head: Vec<String> = v
+            .iter()
+            .take(8)
+            .map(|x| {
+                if int {
+                    format!("{x}")
+                } else {
+                    format!("{x:.6e}")
+                }
+            })
+            .collect();
         println!(
             "{}: {}  [{}{}]  checksum {:.12e}",
             o.name,

@@ -39,7 +39,26 @@ pub fn pick_backend(flag: Option<&str>) -> CliResult<brainlift::Backend> {
     }
 }
 
+/// Restores the default SIGPIPE action, so `brainlift ... | head` ends quietly like other Unix
+/// tools instead of panicking on a closed stdout.
+#[cfg(unix)]
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: resetting a signal to its default action at start-up, before any thread starts.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ir { command } => cmd_ir::run(command),

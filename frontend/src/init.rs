@@ -109,7 +109,16 @@ impl Init {
 
     /// Draws values for `shape` (f64), row-major, from the default generator.
     pub fn sample(&self, shape: &[usize]) -> Result<Vec<f64>> {
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n.saturating_mul(8) <= brainlift_runtime::MAX_TENSOR_BYTES)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "init",
+                    format!("a parameter of shape {shape:?} is too large"),
+                )
+            })?;
         Ok(match *self {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],

@@ -27,6 +27,16 @@ pub fn verify(f: &Function) -> Result<(), IrError> {
             ));
         }
     }
+    for (i, t) in f.types.iter().enumerate() {
+        match t.shape.checked_numel() {
+            Some(n) if n as u64 <= crate::parse::MAX_ELEMENTS => {}
+            _ => {
+                return err(format!(
+                    "value v{i} has type {t}: more than 2^40 elements is not supported"
+                ));
+            }
+        }
+    }
     let mut next = f.params.len();
     for (k, inst) in f.insts.iter().enumerate() {
         let describe = || format!("instruction {k} ({})", inst.op.name());

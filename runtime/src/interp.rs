@@ -58,6 +58,7 @@ use std::rc::Rc;
 /// Verifies `f` and checks that `inputs` match its inputs in count, dtype and shape.
 pub fn interpret(f: &Function, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
     verify(f)?;
+    crate::check_memory(f)?;
     run_verified(f, inputs)
 }
 
@@ -71,6 +72,7 @@ impl Interpreter {
     /// Verifies `f` once and wraps it.
     pub fn new(f: Function) -> Result<Interpreter, RuntimeError> {
         verify(&f)?;
+        crate::check_memory(&f)?;
         Ok(Interpreter { f })
     }
 }

@@ -107,6 +107,36 @@ impl Default for CompileOptions {
     }
 }
 
+/// The largest single tensor (bytes) an executable may allocate: beyond it, preparing a
+/// function fails with an error instead of aborting the process on allocation.
+pub const MAX_TENSOR_BYTES: usize = 1 << 34;
+
+/// Checks that no value of `f` (nested bodies included) needs more than [`MAX_TENSOR_BYTES`].
+pub fn check_memory(f: &Function) -> Result<(), RuntimeError> {
+    for (i, t) in f.types.iter().enumerate() {
+        let bytes = t
+            .shape
+            .checked_numel()
+            .and_then(|n| n.checked_mul(t.dtype.size_bytes()));
+        if bytes.is_none_or(|b| b > MAX_TENSOR_BYTES) {
+            return Err(RuntimeError::Input {
+                func: f.name.clone(),
+                msg: format!(
+                    "value v{i} of type {t} needs more than {} GiB; the limit is {} GiB per tensor",
+                    MAX_TENSOR_BYTES >> 30,
+                    MAX_TENSOR_BYTES >> 30
+                ),
+            });
+        }
+    }
+    for inst in &f.insts {
+        for body in inst.op.bodies() {
+            check_memory(body)?;
+        }
+    }
+    Ok(())
+}
+
 /// Prepares `f` for execution on `backend` with default [`CompileOptions`] (the JIT goes
 /// through the kernel cache).
 pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, RuntimeError> {
@@ -125,6 +155,7 @@ pub fn compile_with(
     backend: Backend,
     opts: &CompileOptions,
 ) -> Result<Box<dyn Executable>, RuntimeError> {
+    check_memory(f)?;
     let codegen = |e: &dyn std::fmt::Display| RuntimeError::Codegen(e.to_string());
     match backend {
         Backend::Jit => {

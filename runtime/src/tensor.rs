@@ -37,6 +37,11 @@ impl Tensor {
             TensorData::I32(v) => (DType::I32, v.len()),
             TensorData::Bool(v) => (DType::Bool, v.len()),
         };
+        if ty.shape.checked_numel().is_none() {
+            return Err(RuntimeError::BadTensor(format!(
+                "the element count of {ty} overflows"
+            )));
+        }
         if dt != ty.dtype || len != ty.numel() {
             return Err(RuntimeError::BadTensor(format!(
                 "type {ty} needs {} {} values, got {len} {dt} values",
@@ -70,7 +75,7 @@ impl Tensor {
 
     /// A tensor of any type from `f64` values, each converted with [`DType::round`].
     pub fn from_f64_values(ty: TensorType, values: &[f64]) -> Result<Tensor, RuntimeError> {
-        if values.len() != ty.numel() {
+        if ty.shape.checked_numel() != Some(values.len()) {
             return Err(RuntimeError::BadTensor(format!(
                 "type {ty} needs {} values, got {}",
                 ty.numel(),

@@ -45,7 +45,11 @@ pub fn algebra(f: &Function, remove_stop_gradient: bool) -> Result<Function, IrE
         let is = |v: ValueId, x: f64| splat(v) == Some(x);
         let def = |v: ValueId| defs.get(&v).cloned();
         let same = |r: Option<ValueId>| Ok(r.map(|v| vec![v]));
-        let in_ty = b.ty(args.first().copied().unwrap_or(ValueId(0))).clone();
+        // Type of the first operand (ops without operands never use it).
+        let in_ty = match args.first() {
+            Some(&a) => b.ty(a).clone(),
+            None => TensorType::scalar(brainlift_ir::DType::F64),
+        };
         let rewritten: Result<Option<Vec<ValueId>>, IrError> = match op {
             Op::Binary(BinaryOp::Add) if is(args[1], 0.0) => same(Some(args[0])),
             Op::Binary(BinaryOp::Add) if is(args[0], 0.0) => same(Some(args[1])),

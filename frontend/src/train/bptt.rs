@@ -277,6 +277,23 @@ where
                 ),
             ));
         }
+        if xs[0] == 0 || xs[1] == 0 {
+            return Err(Error::invalid(
+                "Bptt",
+                format!(
+                    "empty batch: inputs have shape {:?} (batch and time must be positive)",
+                    xs
+                ),
+            ));
+        }
+        for (what, a) in [("inputs", x), ("targets", y)] {
+            if let Some(i) = a.to_f64_vec().iter().position(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    "Bptt",
+                    format!("{what} have a non-finite value at flat index {i}"),
+                ));
+            }
+        }
         self.model.reset_state(xs[0]);
         let key = (x.ty().clone(), y.ty().clone());
         if !self.steps.contains_key(&key) {
