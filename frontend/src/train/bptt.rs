@@ -287,10 +287,14 @@ where
             ));
         }
         for (what, a) in [("inputs", x), ("targets", y)] {
-            if let Some(i) = a.to_f64_vec().iter().position(|v| !v.is_finite()) {
+            let vals = a.to_f64_vec();
+            if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
                 return Err(Error::invalid(
                     "Bptt",
-                    format!("{what} have a non-finite value at flat index {i}"),
+                    format!(
+                        "{what} have a non-finite value ({}) at flat index {i}",
+                        vals[i]
+                    ),
                 ));
             }
         }
