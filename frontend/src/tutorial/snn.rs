@@ -430,7 +430,13 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
     let mut all_losses = Vec::with_capacity(cfg.train_steps);
     let mut times = Vec::with_capacity(cfg.train_steps);
     let mut losses = vec![];
+    // A progress bar on a terminal; the per-100-step lines either way.
+    let bar = (cfg.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| indicatif::ProgressBar::new(cfg.train_steps as u64));
     for i in 0..cfg.train_steps {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
         let t0 = Instant::now();
         let l = step.step(&mut net, &mut opt, &data)?;
         times.push(t0.elapsed().as_secs_f64());
@@ -444,9 +450,16 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
         if (i + 1) % cfg.report_every == 0 {
             losses.push(l);
             if cfg.verbose {
-                println!("Train {} steps, loss {l}", i + 1);
+                let line = format!("Train {} steps, loss {l}", i + 1);
+                match &bar {
+                    Some(b) => b.suspend(|| println!("{line}")),
+                    None => println!("{line}"),
+                }
             }
         }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
     }
     check_finite_states("snn", &net)?;
 
