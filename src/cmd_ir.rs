@@ -288,8 +288,23 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
             })
             .collect::<CliResult<_>>()?
     };
-    let g = brainlift::compiler::ad::grad(&f, &idx).map_err(|e| e.to_string())?;
-    print!("{}", print_function(&g));
+    // The gradient function after simplification (CSE, folding, algebraic identities); scans
+    // are kept as loops and custom_vjp ops stay visible.
+    let cfg = brainlift::compiler::pipeline::PipelineConfig {
+        grad: Some(brainlift::compiler::pipeline::GradRequest::Grad(
+            idx.clone(),
+        )),
+        unroll_threshold: None,
+        finalize: false,
+        ..Default::default()
+    };
+    let report =
+        brainlift::compiler::pipeline::run_pipeline(&f, &cfg).map_err(|e| e.to_string())?;
+    let g = report
+        .stage("simplified")
+        .map(|s| &s.function)
+        .unwrap_or(report.output());
+    print!("{}", print_function(g));
     if check {
         let inputs = random_inputs(&f, seed);
         let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs)
