@@ -61,6 +61,21 @@ pub fn builtins() -> Vec<Builtin> {
             about: "the tutorial spiking net 100->10->2 over 20 steps, cross-entropy of the max-over-time output (scalar)",
             build: snn_loss,
         },
+        Builtin {
+            name: "ngrc",
+            about: "tutorial part 1: the ridge-fit function (NVAR features, XtX and XtY accumulated over 100 steps)",
+            build: ngrc,
+        },
+        Builtin {
+            name: "rnn",
+            about: "tutorial part 2: one BPTT train step (RNN 1->100->1, batch 128, 25 steps: forward, loss, reverse scan, Adam)",
+            build: rnn,
+        },
+        Builtin {
+            name: "snn",
+            about: "tutorial part 3: one training step of the spiking net (256 samples, 100 steps, 100->10->2, Adam)",
+            build: snn,
+        },
     ]
 }
 
@@ -182,4 +197,32 @@ fn snn_loss() -> Result<Function> {
         let ce = (logits.logsumexp(1, false) - (&logits * &onehot).sum(&[1], false)).mean_all();
         Ok(vec![("loss".into(), ce)])
     })?)
+}
+
+fn ngrc() -> Result<Function> {
+    crate::random::seed(0);
+    let model = crate::tutorial::ngrc::Ngrc::new(3, 3)?;
+    let ty = f64t(&[1, 100, 3]);
+    Ok(crate::offline::fit_function(&model, &ty, &ty, false)?.0)
+}
+
+fn rnn() -> Result<Function> {
+    crate::random::seed(0);
+    crate::tutorial::rnn::tutorial_train_step_function(128, 25, 100)
+}
+
+fn snn() -> Result<Function> {
+    use crate::Module;
+    crate::random::seed(0);
+    let mut net = crate::tutorial::snn::SnnNet::new(100, 10, 2, 1.0, Default::default())?;
+    net.reset_state(256);
+    let mut opt = crate::optim::Adam::new(4e-3);
+    let step = crate::tutorial::snn::snn_train_step(
+        &net,
+        &mut opt,
+        &f64t(&[100, 256, 100]),
+        &f64t(&[256]),
+        brainlift_runtime::Backend::Interp,
+    )?;
+    Ok(step.function().clone())
 }
