@@ -7,6 +7,8 @@
 //! - `pipeline`: the named-stage pass manager with per-stage dumps and reports;
 //! - [`codegen`]: Cranelift code generation of fused kernels.
 
+#![warn(missing_docs)]
+
 pub mod ad;
 pub mod codegen;
 pub mod passes;

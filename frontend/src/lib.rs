@@ -4,6 +4,8 @@
 //! the array IR ([`brainlift_ir`]), differentiates and optimises it ([`brainlift_compiler`]) and
 //! runs it on the interpreter or the Cranelift JIT ([`brainlift_runtime`]).
 
+#![warn(missing_docs)]
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

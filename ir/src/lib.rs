@@ -6,6 +6,8 @@
 //! whole function against those rules, and the text format ([`mod@print`], [`mod@parse`]) writes and
 //! reads functions losslessly.
 
+#![warn(missing_docs)]
+
 pub mod builder;
 pub mod dot;
 pub mod dtype;

@@ -1,6 +1,8 @@
 //! The brainlift runtime: host tensors, the reference interpreter and (later) compiled
 //! executables behind one [`Executable`] interface.
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod error;
 pub mod gradcheck;
