@@ -118,11 +118,13 @@ impl Tracer {
         Rc::ptr_eq(&self.state, &other.state)
     }
 
-    /// Declares a named input of the traced function.
+    /// Declares a named input of the traced function. Names are made identifiers of the text
+    /// format (`[A-Za-z_][A-Za-z0-9_.]*`: other characters become `_`), so every traced function
+    /// prints as text that parses back.
     pub fn input(&self, name: impl Into<String>, ty: TensorType) -> Tensor {
         let mut st = self.state.borrow_mut();
         let k = st.inputs.len();
-        let name = name.into();
+        let name = identifier(&name.into());
         if st.inputs.iter().any(|(n, _)| *n == name) {
             let err = TraceError::Op {
                 op: "input".into(),
@@ -360,7 +362,7 @@ impl Tracer {
         let outs = outputs
             .iter()
             .zip(out_idx)
-            .map(|((n, _), i)| (n.clone(), map[i.expect("checked")].expect("defined")))
+            .map(|((n, _), i)| (identifier(n), map[i.expect("checked")].expect("defined")))
             .collect::<Vec<_>>();
         let f = b.finish(outs);
         brainlift_ir::verify(&f).map_err(TraceError::Ir)?;
@@ -502,6 +504,25 @@ impl Tracer {
         let carry = res[..init.len()].to_vec();
         Ok((carry, ys))
     }
+}
+
+/// `name` as an identifier of the text format: characters outside `[A-Za-z0-9_.]` become `_`,
+/// and a name that does not start with a letter or `_` gets a leading `_`.
+pub fn identifier(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        s.insert(0, '_');
+    }
+    s
 }
 
 fn guess_type(args: &[TensorType]) -> TensorType {

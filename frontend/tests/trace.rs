@@ -76,3 +76,18 @@ fn scan_captures_outer_tensors_as_loop_invariants() {
     assert_eq!(s.body.params.len(), 4); // carry, x_t, wi, wh
     assert_eq!(f.output_types()[1], f64t(&[5, 2, 4]));
 }
+
+#[test]
+fn names_become_identifiers_so_the_text_parses_back() {
+    let f = trace("names", |tr| {
+        let x = tr.input("layer-1.W", f64t(&[2]));
+        let y = tr.input("0bias", f64t(&[2]));
+        Ok(vec![("out put".into(), x + y)])
+    })
+    .unwrap();
+    assert_eq!(f.params[0].name, "layer_1.W");
+    assert_eq!(f.params[1].name, "_0bias");
+    assert_eq!(f.outputs[0].name, "out_put");
+    let text = brainlift::ir::print_function(&f);
+    assert_eq!(brainlift::ir::parse_function(&text).unwrap(), f);
+}
