@@ -935,3 +935,33 @@ pub(crate) fn list<T: std::fmt::Display>(it: impl IntoIterator<Item = T>) -> Str
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Mnemonics of the ops that are not in one of the `ALL` tables above.
+pub const OTHER_OP_NAMES: [&str; 16] = [
+    "constant",
+    "iota",
+    "select",
+    "cast",
+    "broadcast",
+    "reshape",
+    "transpose",
+    "slice",
+    "pad",
+    "concat",
+    "argmax",
+    "matmul",
+    "cumsum",
+    "scan",
+    "stop_gradient",
+    "custom_vjp",
+];
+
+/// Every op mnemonic of the op table.
+pub fn all_op_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = UnaryOp::ALL.iter().map(|o| o.name()).collect();
+    v.extend(BinaryOp::ALL.iter().map(|o| o.name()));
+    v.extend(CompareOp::ALL.iter().map(|o| o.name()));
+    v.extend(ReduceOp::ALL.iter().map(|o| o.name()));
+    v.extend(OTHER_OP_NAMES);
+    v
+}

@@ -21,26 +21,6 @@ pub const MAX_ELEMENTS: u64 = 1 << 40;
 /// How deeply nested functions (scan bodies, custom_vjp functions) may be.
 pub const MAX_DEPTH: usize = 16;
 
-/// Ops whose name is not in one of the `ALL` tables of `op.rs`.
-const OTHER_OPS: [&str; 16] = [
-    "constant",
-    "iota",
-    "select",
-    "cast",
-    "broadcast",
-    "reshape",
-    "transpose",
-    "slice",
-    "pad",
-    "concat",
-    "argmax",
-    "matmul",
-    "cumsum",
-    "scan",
-    "stop_gradient",
-    "custom_vjp",
-];
-
 /// Parses one function in the IR text format and verifies it.
 pub fn parse_function(src: &str) -> Result<Function, IrError> {
     let mut p = Parser {
@@ -548,7 +528,7 @@ fn table_op(name: &str) -> Option<Op> {
 }
 
 fn is_known_op(name: &str) -> bool {
-    OTHER_OPS.contains(&name) || table_op(name).is_some()
+    crate::op::OTHER_OP_NAMES.contains(&name) || table_op(name).is_some()
 }
 
 // ---------------------------------------------------------------- parser

@@ -48,6 +48,22 @@ pub struct SnnNet {
     pub o: Integrator,
 }
 
+/// The tutorial's synapse `Linear(n_in, n_out, KaimingNormal(20)) >> Expon(n_out, tau 10)`,
+/// children named `comm` and `syn`.
+fn synapse(n_in: usize, n_out: usize, dt: f64, name: &str) -> Result<Sequential> {
+    let comm = Dense::with_init(
+        n_in,
+        n_out,
+        Init::KaimingNormal(20.0),
+        Some(Init::Zeros),
+        DType::F64,
+    )?;
+    let syn = Expon::new(n_out, 10.0)?
+        .with_dt(dt)?
+        .named(format!("{name}.syn"));
+    Ok(Sequential::new().push("comm", comm).push("syn", syn))
+}
+
 impl SnnNet {
     /// The tutorial network with time step `dt` and the spike forward `spike_forward`
     /// (Heaviside for the tutorial; [`SpikeForward::SmoothSigmoid`] for gradient checks).
@@ -59,21 +75,7 @@ impl SnnNet {
         dt: f64,
         spike_forward: SpikeForward,
     ) -> Result<SnnNet> {
-        let i2r = Sequential::new()
-            .push(
-                "comm",
-                Dense::with_init(
-                    num_in,
-                    num_rec,
-                    Init::KaimingNormal(20.0),
-                    Some(Init::Zeros),
-                    DType::F64,
-                )?,
-            )
-            .push(
-                "syn",
-                Expon::new(num_rec, 10.0)?.with_dt(dt)?.named("i2r.syn"),
-            );
+        let i2r = synapse(num_in, num_rec, dt, "i2r")?;
         let r = Lif::new(
             num_rec,
             LifParams {
@@ -87,21 +89,7 @@ impl SnnNet {
             },
         )?
         .named("r");
-        let r2o = Sequential::new()
-            .push(
-                "comm",
-                Dense::with_init(
-                    num_rec,
-                    num_out,
-                    Init::KaimingNormal(20.0),
-                    Some(Init::Zeros),
-                    DType::F64,
-                )?,
-            )
-            .push(
-                "syn",
-                Expon::new(num_out, 10.0)?.with_dt(dt)?.named("r2o.syn"),
-            );
+        let r2o = synapse(num_rec, num_out, dt, "r2o")?;
         let o = Integrator::new(num_out, 5.0)?.with_dt(dt)?.named("o");
         Ok(SnnNet {
             num_in,

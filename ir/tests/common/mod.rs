@@ -38,32 +38,7 @@ impl Rng {
     }
 }
 
-/// Every op mnemonic of the op table.
-pub fn all_op_names() -> Vec<&'static str> {
-    let mut v: Vec<&str> = UnaryOp::ALL.iter().map(|o| o.name()).collect();
-    v.extend(BinaryOp::ALL.iter().map(|o| o.name()));
-    v.extend(CompareOp::ALL.iter().map(|o| o.name()));
-    v.extend(ReduceOp::ALL.iter().map(|o| o.name()));
-    v.extend([
-        "constant",
-        "iota",
-        "select",
-        "cast",
-        "broadcast",
-        "reshape",
-        "transpose",
-        "slice",
-        "pad",
-        "concat",
-        "argmax",
-        "matmul",
-        "cumsum",
-        "scan",
-        "stop_gradient",
-        "custom_vjp",
-    ]);
-    v
-}
+pub use brainlift_ir::op::all_op_names;
 
 const KINDS: [&str; 20] = [
     "constant",
