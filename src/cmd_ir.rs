@@ -131,6 +131,10 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
     let cfg = PipelineConfig {
         grad: scalar.then(|| GradRequest::ValueAndGrad(brainlift::compiler::ad::float_inputs(f))),
         unroll_threshold: (unroll > 0).then_some(unroll),
+        // What the JIT compiles: `fused` and `clif` show the lowered function.
+        lower: Some(brainlift::compiler::pipeline::Lowering {
+            reassociate: brainlift::runtime::CompileOptions::default().reassociate,
+        }),
         ..Default::default()
     };
     let report = run_pipeline(f, &cfg).map_err(|e| e.to_string())?;

@@ -9,7 +9,13 @@
 //!    `algebra`, `fold`, `cse`, `dce` until the op count stops falling;
 //! 4. `unrolled` (scans with `length <= threshold` become straight-line code, then one more
 //!    simplification round) when [`PipelineConfig::unroll_threshold`] is set, else
-//!    `scanned` (loops kept as `scan`; no pass runs).
+//!    `scanned` (loops kept as `scan`; no pass runs);
+//! 5. `lowered` — when [`PipelineConfig::lower`] is set (what the JIT compiles): reverse
+//!    scans read the forward scan's values instead of recomputing them (`scan_residuals`,
+//!    exact); with [`Lowering::reassociate`] per-step accumulators leave the loops
+//!    (`scan_hoist`) and `k = 1` matmuls become elementwise outer products
+//!    (`outer_product`; the JIT then contracts them with an add into an `fma`); then
+//!    `algebra` and `dce` (which also drops the scan operands nobody reads any more).
 //!
 //! After every pass the result is checked with [`brainlift_ir::verify()`] (always in debug
 //! builds; in release builds when [`PipelineConfig::verify`] is set); a failure is reported as
@@ -19,6 +25,7 @@
 use crate::ad::{self, AdError};
 use crate::passes::{
     algebra::algebra, cse::cse, dce::dce, fold::fold, inline_custom_vjp::inline_custom_vjp,
+    outer_product::outer_product, scan_hoist::scan_hoist, scan_residuals::scan_residuals,
     unroll::unroll,
 };
 use brainlift_ir::{Function, IrError, verify};
@@ -52,6 +59,17 @@ pub struct PipelineConfig {
     pub verify: bool,
     /// Maximum number of simplification rounds.
     pub max_rounds: usize,
+    /// Run the `lowered` stage (the JIT's own rewrites).
+    pub lower: Option<Lowering>,
+}
+
+/// Options of the `lowered` stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lowering {
+    /// Let rounding change: per-step accumulators of a scan become one GEMM or reduction
+    /// after the loop (`scan_hoist`), and outer products become elementwise multiplies that
+    /// the JIT contracts with a following add into an `fma` (`outer_product`).
+    pub reassociate: bool,
 }
 
 impl Default for PipelineConfig {
@@ -63,6 +81,7 @@ impl Default for PipelineConfig {
             finalize: true,
             verify: true,
             max_rounds: 4,
+            lower: None,
         }
     }
 }
@@ -153,7 +172,14 @@ pub enum PipelineError {
 }
 
 /// The stage names, in pipeline order (`unrolled` and `scanned` are alternatives).
-pub const STAGES: [&str; 5] = ["traced", "ad", "simplified", "unrolled", "scanned"];
+pub const STAGES: [&str; 6] = [
+    "traced",
+    "ad",
+    "simplified",
+    "unrolled",
+    "scanned",
+    "lowered",
+];
 
 struct Runner {
     verify: bool,
@@ -293,9 +319,21 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
             r.stage = "unrolled";
             cur = r.run("unroll", &cur, |f| unroll(f, t))?;
             cur = r.simplify(cur, cfg.max_rounds)?;
-            r.finish("unrolled", cur, &mut stages);
+            r.finish("unrolled", cur.clone(), &mut stages);
         }
-        None => r.finish("scanned", cur, &mut stages),
+        None => r.finish("scanned", cur.clone(), &mut stages),
+    }
+    if let Some(low) = cfg.lower {
+        r.stage = "lowered";
+        cur = r.run("scan_residuals", &cur, scan_residuals)?;
+        if low.reassociate {
+            cur = r.run("scan_hoist", &cur, scan_hoist)?;
+            cur = r.run("outer_product", &cur, outer_product)?;
+        }
+        // `acc_init + ..` with a zero initial accumulator: drop the add.
+        cur = r.run("algebra", &cur, |f| algebra(f, false))?;
+        cur = r.run("dce", &cur, dce)?;
+        r.finish("lowered", cur, &mut stages);
     }
     Ok(PipelineReport { stages })
 }

@@ -45,6 +45,7 @@ pub fn simplify(f: &Function) -> Result<Function> {
         finalize: true,
         verify: false,
         max_rounds: 4,
+        lower: None,
     };
     let report = run_pipeline(f, &cfg).map_err(|e| Error::invalid("simplify", e.to_string()))?;
     Ok(report.output().clone())

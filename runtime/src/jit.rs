@@ -23,6 +23,7 @@
 
 pub(crate) mod layout;
 pub(crate) mod ops;
+pub(crate) mod simd;
 
 use crate::cache;
 use crate::{Executable, RuntimeError, Tensor, TensorData, check_inputs};
@@ -87,6 +88,49 @@ struct ScanStep {
     /// Per body output (carries, then ys): the body values written straight into the next
     /// carry buffer / the `ys[t]` slice (see [`direct_outputs`]); `None`: copied after the step.
     direct: Vec<Option<Vec<ValueId>>>,
+    /// Per carry: the stacked output it lives in, if any (see [`carry_homes`]).
+    homes: Vec<Option<CarryHome>>,
+}
+
+/// A carry whose value every step also stacks into a `ys` output lives in that output's
+/// slices instead of a ping-pong buffer, so the stacking costs no copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CarryHome {
+    /// `ys[j][t]` is the carry *entering* step `t` (a saved residual): step `t` reads its
+    /// carry from `ys[j][t]` and writes the new carry into the next step's slice (the last
+    /// step into the final buffer).
+    Input(usize),
+    /// `ys[j][t]` is the carry *leaving* step `t`: step `t` writes it there and the next
+    /// step reads it from there.
+    Output(usize),
+}
+
+/// Finds a [`CarryHome`] for each carry of a scan body (`nc` carries): a `ys` output that is
+/// the body's carry param (`Input`) or the same value as the body's carry output, shared with
+/// no other carry output (`Output`). Each `ys` is the home of at most one carry.
+fn carry_homes(body: &Function, nc: usize) -> Vec<Option<CarryHome>> {
+    let outs: Vec<ValueId> = body.outputs.iter().map(|o| o.value).collect();
+    let mut taken = vec![false; outs.len().saturating_sub(nc)];
+    (0..nc)
+        .map(|i| {
+            let param = ValueId(i as u32);
+            let input = (nc..outs.len()).find(|&j| outs[j] == param && !taken[j - nc]);
+            if let Some(j) = input {
+                taken[j - nc] = true;
+                return Some(CarryHome::Input(j - nc));
+            }
+            let v = outs[i];
+            let shared = (0..nc).any(|c| c != i && outs[c] == v) || v.index() < nc;
+            let output = (nc..outs.len()).find(|&j| outs[j] == v && !taken[j - nc]);
+            match output {
+                Some(j) if !shared => {
+                    taken[j - nc] = true;
+                    Some(CarryHome::Output(j - nc))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The immutable, compiled form of one function level (the top function or a scan body).
@@ -345,6 +389,11 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                     .collect();
                 let level = build_level(body, kernels)?;
                 let direct = direct_outputs(&level);
+                let homes = if s.length == 0 {
+                    vec![None; nc]
+                } else {
+                    carry_homes(&level.func, nc)
+                };
                 steps.push(LStep::Scan(Box::new(ScanStep {
                     length: s.length,
                     reverse: s.reverse,
@@ -357,6 +406,7 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                     y_bytes,
                     body: level,
                     direct,
+                    homes,
                 })));
             }
         }
@@ -523,32 +573,45 @@ unsafe fn run_level(level: &Level, st: &mut LevelState) {
     }
 }
 
-/// The scan driver: no allocation, x_t by pointer offset, carries ping-pong.
+/// The scan driver: no allocation, x_t by pointer offset, carries ping-pong (or live in the
+/// stacked output that saves them, see [`CarryHome`]).
 unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
     let (nc, nx) = (sc.num_carry, sc.num_xs);
     let body = &sc.body;
     let bf = &body.func;
-    // SAFETY: every copy stays within buffers sized from the verified types.
+    let len = sc.length;
+    let slot = |step: usize| if sc.reverse { len - 1 - step } else { step };
+    // SAFETY: every copy stays within buffers sized from the verified types; `ys` slices are
+    // taken at steps `0..len`.
     unsafe {
+        let ys = |j: usize, t: usize| outer[sc.results[nc + j].index()].add(t * sc.y_bytes[j]);
         for i in 0..nc {
-            std::ptr::copy_nonoverlapping(
-                outer[sc.args[i].index()],
-                ss.cur[i].as_mut_ptr() as *mut u8,
-                sc.carry_bytes[i],
-            );
+            let dst = match sc.homes[i] {
+                Some(CarryHome::Input(j)) => ys(j, slot(0)),
+                _ => ss.cur[i].as_mut_ptr() as *mut u8,
+            };
+            std::ptr::copy_nonoverlapping(outer[sc.args[i].index()], dst, sc.carry_bytes[i]);
         }
         let mut params = std::mem::take(&mut ss.params);
         let nparams = sc.args.len();
-        for step in 0..sc.length {
-            let t = if sc.reverse {
-                sc.length - 1 - step
-            } else {
-                step
+        for step in 0..len {
+            let t = slot(step);
+            let last = step + 1 == len;
+            // Where this step's carries come from and go to.
+            let carry_in = |i: usize, ss: &ScanState| match sc.homes[i] {
+                Some(CarryHome::Input(j)) => ys(j, t),
+                Some(CarryHome::Output(j)) if step > 0 => ys(j, slot(step - 1)),
+                _ => ss.cur[i].as_ptr() as *mut u8,
+            };
+            let carry_out = |i: usize, ss: &mut ScanState| match sc.homes[i] {
+                Some(CarryHome::Input(j)) if !last => ys(j, slot(step + 1)),
+                Some(CarryHome::Output(j)) => ys(j, t),
+                _ => ss.next[i].as_mut_ptr() as *mut u8,
             };
             // Bind params: carries, x_t slices, constants. (`params` keeps its capacity.)
             params.clear();
             for i in 0..nc {
-                params.push(ss.cur[i].as_mut_ptr() as *mut u8);
+                params.push(carry_in(i, ss));
             }
             for j in 0..nx {
                 params.push(outer[sc.args[nc + j].index()].add(t * sc.x_bytes[j]));
@@ -558,13 +621,13 @@ unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
             }
             ss.body.bind_params(&params);
             // Outputs computed by a body step are written in place: carries into the next
-            // buffer set, y into its slice of the stacked result.
+            // buffer set (or their home slice), y into its slice of the stacked result.
             for (j, d) in sc.direct.iter().enumerate() {
                 if let Some(vals) = d {
                     let p = if j < nc {
-                        ss.next[j].as_mut_ptr() as *mut u8
+                        carry_out(j, ss)
                     } else {
-                        outer[sc.results[j].index()].add(t * sc.y_bytes[j - nc])
+                        ys(j - nc, t)
                     };
                     for v in vals {
                         ss.body.ptrs[v.index()] = p;
@@ -573,27 +636,31 @@ unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
             }
             run_level(body, &mut ss.body);
             for (j, yb) in sc.y_bytes.iter().enumerate() {
-                if sc.direct[nc + j].is_none() {
+                let home = sc.homes.iter().any(|h| {
+                    matches!(h, Some(CarryHome::Input(k)) | Some(CarryHome::Output(k)) if *k == j)
+                });
+                if sc.direct[nc + j].is_none() && !home {
                     let src = ss.body.ptrs[bf.outputs[nc + j].value.index()];
-                    let dst = outer[sc.results[nc + j].index()].add(t * yb);
-                    std::ptr::copy_nonoverlapping(src, dst, *yb);
+                    std::ptr::copy_nonoverlapping(src, ys(j, t), *yb);
                 }
             }
             for i in 0..nc {
                 if sc.direct[i].is_none() {
                     let src = ss.body.ptrs[bf.outputs[i].value.index()];
-                    let dst = ss.next[i].as_mut_ptr() as *mut u8;
-                    std::ptr::copy_nonoverlapping(src, dst, sc.carry_bytes[i]);
+                    let dst = carry_out(i, ss);
+                    if src != dst {
+                        std::ptr::copy_nonoverlapping(src, dst, sc.carry_bytes[i]);
+                    }
                 }
             }
             std::mem::swap(&mut ss.cur, &mut ss.next);
         }
         for i in 0..nc {
-            std::ptr::copy_nonoverlapping(
-                ss.cur[i].as_ptr() as *const u8,
-                outer[sc.results[i].index()],
-                sc.carry_bytes[i],
-            );
+            let src = match sc.homes[i] {
+                Some(CarryHome::Output(j)) if len > 0 => ys(j, slot(len - 1)) as *const u8,
+                _ => ss.cur[i].as_ptr() as *const u8,
+            };
+            std::ptr::copy_nonoverlapping(src, outer[sc.results[i].index()], sc.carry_bytes[i]);
         }
         ss.params = params;
     }

@@ -94,7 +94,8 @@ impl Backend {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompileOptions {
     /// Let the JIT reorder sums where that is faster: per-step accumulators of a scan become
-    /// one GEMM or reduction after the loop (`scan_hoist`). Results then differ from the
+    /// one GEMM or reduction after the loop (`scan_hoist`), outer products become
+    /// elementwise code contracted into `fma`s (`outer_product`). Results then differ from the
     /// interpreter by rounding (~1e-15 relative). Turn off where rounding is amplified, e.g.
     /// the normal equations of an ill-conditioned ridge fit (`BRAINLIFT_NO_SCAN_HOIST=1` turns
     /// it off everywhere, for A/B measurements).
@@ -147,11 +148,12 @@ pub fn compile(f: &Function, backend: Backend) -> Result<Box<dyn Executable>, Ru
 
 /// Prepares `f` for execution on `backend`.
 ///
-/// The JIT runs the simplified function (CSE, folding, algebraic identities, short scans
-/// unrolled, custom_vjp forwards inlined), with reverse scans reading the forward scan's saved
-/// values instead of recomputing them (`scan_residuals`, exact) and, with
-/// [`CompileOptions::reassociate`], per-step accumulators hoisted out of loops. The interpreter
-/// runs `f` as written.
+/// The JIT runs the pipeline's `lowered` stage (see [`brainlift_compiler::pipeline`]): the
+/// simplified function (CSE, folding, algebraic identities, short scans unrolled, custom_vjp
+/// forwards inlined), with reverse scans reading the forward scan's saved values instead of
+/// recomputing them and, with [`CompileOptions::reassociate`], per-step accumulators
+/// hoisted out of loops and outer products as elementwise code. The
+/// interpreter runs `f` as written.
 pub fn compile_with(
     f: &Function,
     backend: Backend,
@@ -163,21 +165,14 @@ pub fn compile_with(
         Backend::Jit => {
             let cfg = brainlift_compiler::pipeline::PipelineConfig {
                 verify: cfg!(debug_assertions),
+                lower: Some(brainlift_compiler::pipeline::Lowering {
+                    reassociate: opts.reassociate,
+                }),
                 ..Default::default()
             };
             let report =
                 brainlift_compiler::pipeline::run_pipeline(f, &cfg).map_err(|e| codegen(&e))?;
-            let mut g = brainlift_compiler::passes::scan_residuals::scan_residuals(report.output())
-                .map_err(|e| codegen(&e))?;
-            if opts.reassociate {
-                g = brainlift_compiler::passes::scan_hoist::scan_hoist(&g)
-                    .map_err(|e| codegen(&e))?;
-            }
-            // `acc_init + ..` with a zero initial accumulator: drop the add.
-            let simplified = brainlift_compiler::passes::algebra::algebra(&g, false)
-                .and_then(|g| brainlift_compiler::passes::dce::dce(&g))
-                .map_err(|e| codegen(&e))?;
-            Ok(Box::new(JitExecutable::compile(&simplified)?))
+            Ok(Box::new(JitExecutable::compile(report.output())?))
         }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
     }

@@ -9,6 +9,7 @@ pub mod dce;
 pub mod fold;
 pub mod fusion;
 pub mod inline_custom_vjp;
+pub mod outer_product;
 pub mod scan_hoist;
 pub mod scan_residuals;
 pub mod unroll;
