@@ -30,6 +30,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut jit = brainlift::runtime::compile(&f, Backend::Jit)?;
+    if std::env::var_os("SHOW_BLOCKS").is_some() {
+        let cfg = brainlift::compiler::pipeline::PipelineConfig {
+            lower: Some(brainlift::compiler::pipeline::Lowering { reassociate: true }),
+            ..Default::default()
+        };
+        let report = brainlift::compiler::pipeline::run_pipeline(&f, &cfg)?;
+        let j = brainlift::runtime::JitExecutable::compile(report.output())?;
+        eprintln!("row blocks per scan: {:?}", j.compiled().scan_row_blocks());
+    }
     for _ in 0..3 {
         jit.run(&inputs)?;
     }

@@ -169,7 +169,10 @@ fn ngrc() -> CliResult<Workload> {
         inputs,
         baseline: None,
         // As RidgeTrainer compiles it: the accumulation order is kept.
-        opts: brainlift::runtime::CompileOptions { reassociate: false },
+        opts: brainlift::runtime::CompileOptions {
+            reassociate: false,
+            ..Default::default()
+        },
     })
 }
 

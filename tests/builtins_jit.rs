@@ -42,3 +42,48 @@ fn builtins_forward_and_gradient_agree_on_jit_and_interpreter() {
         }
     }
 }
+
+/// The tutorial's train steps split their scans into row blocks on two threads and give the
+/// same numbers as on one thread, bit for bit.
+#[test]
+fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
+    use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
+    use brainlift::runtime::{CompileOptions, JitExecutable, compile_with};
+    for name in ["rnn", "snn"] {
+        let f = brainlift::builtins::builtin(name).unwrap();
+        let inputs = random_inputs(&f, 5);
+        let run = |threads: usize| {
+            let opts = CompileOptions {
+                threads,
+                ..CompileOptions::default()
+            };
+            compile_with(&f, Backend::Jit, &opts)
+                .unwrap()
+                .run(&inputs)
+                .unwrap()
+        };
+        let (one, two) = (run(1), run(2));
+        for ((o, x), y) in f.outputs.iter().zip(&one).zip(&two) {
+            for (i, (p, q)) in x.to_f64_vec().iter().zip(y.to_f64_vec()).enumerate() {
+                assert!(
+                    p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()),
+                    "@{} output {} element {i}: 1 thread {p} vs 2 threads {q}",
+                    f.name,
+                    o.name
+                );
+            }
+        }
+        let cfg = PipelineConfig {
+            lower: Some(Lowering { reassociate: true }),
+            ..Default::default()
+        };
+        let lowered = run_pipeline(&f, &cfg).unwrap().output().clone();
+        let jit = JitExecutable::compile_threads(&lowered, &Default::default(), 2).unwrap();
+        let blocks = jit.compiled().scan_row_blocks();
+        assert!(
+            blocks.contains(&2),
+            "@{}: no scan split into 2 row blocks: {blocks:?}",
+            f.name
+        );
+    }
+}

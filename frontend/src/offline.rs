@@ -151,7 +151,10 @@ impl<M: Readout> RidgeTrainer<M> {
         // Keep the written summation order of X̃ᵀX̃ (no hoisting into one GEMM): with a
         // condition number near 1e16 any reordering changes the weights visibly, and the JIT
         // and the interpreter must fit the same readout.
-        let opts = brainlift_runtime::CompileOptions { reassociate: false };
+        let opts = brainlift_runtime::CompileOptions {
+            reassociate: false,
+            ..Default::default()
+        };
         let mut bound = Bound::compile_with(&f, binding, self.backend, &opts)?;
         let outs = bound.run(&mut self.model, &[x.clone(), y.clone()])?;
         let rows = x.shape()[0] * x.shape()[1];

@@ -3,7 +3,7 @@
 //! Compiled functions are keyed by a structural fingerprint: the function's instructions,
 //! attributes, constants, shapes and dtypes, and its nested bodies, ignoring every name
 //! (function, input and output names do not change the code), plus the code generation
-//! options. A hash selects the bucket and full structural equality confirms the hit, so
+//! options and the thread count ([`crate::threads`]) the scans were split for. A hash selects the bucket and full structural equality confirms the hit, so
 //! different functions never share code. Compiling a function already in the cache costs the
 //! fingerprint and a comparison; [`cache_stats`] counts hits, misses and compile time.
 //!
@@ -41,6 +41,8 @@ pub struct CacheStats {
 struct Entry {
     key: Function,
     opts: CodegenOptions,
+    /// The thread count the scans were split for.
+    threads: usize,
     compiled: Arc<CompiledFunction>,
 }
 
@@ -156,18 +158,23 @@ fn hash_function(f: &Function, h: &mut DefaultHasher) {
 pub(crate) fn get_or_compile(
     f: &Function,
     opts: &CodegenOptions,
+    threads: usize,
 ) -> Result<(Arc<CompiledFunction>, bool), RuntimeError> {
     let key = normalize(f);
     let mut hasher = DefaultHasher::new();
     hash_function(&key, &mut hasher);
     opts.hash(&mut hasher);
+    threads.hash(&mut hasher);
     let fp = hasher.finish();
     {
         let mut c = lock();
         let found = c
             .map
             .get(&fp)
-            .and_then(|v| v.iter().find(|e| e.opts == *opts && e.key == key))
+            .and_then(|v| {
+                v.iter()
+                    .find(|e| e.opts == *opts && e.threads == threads && e.key == key)
+            })
             .map(|e| e.compiled.clone());
         if let Some(compiled) = found {
             c.stats.hits += 1;
@@ -175,18 +182,22 @@ pub(crate) fn get_or_compile(
         }
     }
     // Compile outside the lock (other threads may compile other functions meanwhile).
-    let compiled = Arc::new(CompiledFunction::build(f, opts)?);
+    let compiled = Arc::new(CompiledFunction::build(f, opts, threads)?);
     let mut c = lock();
     c.stats.misses += 1;
     c.stats.compile_time += compiled.compile_time();
     let bucket = c.map.entry(fp).or_default();
-    if let Some(e) = bucket.iter().find(|e| e.opts == *opts && e.key == key) {
+    if let Some(e) = bucket
+        .iter()
+        .find(|e| e.opts == *opts && e.threads == threads && e.key == key)
+    {
         // Another thread compiled it first: use theirs (ours is freed on drop).
         return Ok((e.compiled.clone(), false));
     }
     bucket.push(Entry {
         key,
         opts: opts.clone(),
+        threads,
         compiled: compiled.clone(),
     });
     c.order.push_back(fp);

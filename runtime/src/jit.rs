@@ -23,6 +23,7 @@
 
 pub(crate) mod layout;
 pub(crate) mod ops;
+mod scan;
 pub(crate) mod simd;
 
 use crate::cache;
@@ -70,67 +71,7 @@ enum LStep {
         args: Vec<ValueId>,
         out: ValueId,
     },
-    Scan(Box<ScanStep>),
-}
-
-struct ScanStep {
-    length: usize,
-    reverse: bool,
-    num_carry: usize,
-    num_xs: usize,
-    args: Vec<ValueId>,
-    results: Vec<ValueId>,
-    /// Bytes per carry, per x_t slice, per y_t slice.
-    carry_bytes: Vec<usize>,
-    x_bytes: Vec<usize>,
-    y_bytes: Vec<usize>,
-    body: Level,
-    /// Per body output (carries, then ys): the body values written straight into the next
-    /// carry buffer / the `ys[t]` slice (see [`direct_outputs`]); `None`: copied after the step.
-    direct: Vec<Option<Vec<ValueId>>>,
-    /// Per carry: the stacked output it lives in, if any (see [`carry_homes`]).
-    homes: Vec<Option<CarryHome>>,
-}
-
-/// A carry whose value every step also stacks into a `ys` output lives in that output's
-/// slices instead of a ping-pong buffer, so the stacking costs no copy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CarryHome {
-    /// `ys[j][t]` is the carry *entering* step `t` (a saved residual): step `t` reads its
-    /// carry from `ys[j][t]` and writes the new carry into the next step's slice (the last
-    /// step into the final buffer).
-    Input(usize),
-    /// `ys[j][t]` is the carry *leaving* step `t`: step `t` writes it there and the next
-    /// step reads it from there.
-    Output(usize),
-}
-
-/// Finds a [`CarryHome`] for each carry of a scan body (`nc` carries): a `ys` output that is
-/// the body's carry param (`Input`) or the same value as the body's carry output, shared with
-/// no other carry output (`Output`). Each `ys` is the home of at most one carry.
-fn carry_homes(body: &Function, nc: usize) -> Vec<Option<CarryHome>> {
-    let outs: Vec<ValueId> = body.outputs.iter().map(|o| o.value).collect();
-    let mut taken = vec![false; outs.len().saturating_sub(nc)];
-    (0..nc)
-        .map(|i| {
-            let param = ValueId(i as u32);
-            let input = (nc..outs.len()).find(|&j| outs[j] == param && !taken[j - nc]);
-            if let Some(j) = input {
-                taken[j - nc] = true;
-                return Some(CarryHome::Input(j - nc));
-            }
-            let v = outs[i];
-            let shared = (0..nc).any(|c| c != i && outs[c] == v) || v.index() < nc;
-            let output = (nc..outs.len()).find(|&j| outs[j] == v && !taken[j - nc]);
-            match output {
-                Some(j) if !shared => {
-                    taken[j - nc] = true;
-                    Some(CarryHome::Output(j - nc))
-                }
-                _ => None,
-            }
-        })
-        .collect()
+    Scan(Box<scan::ScanStep>),
 }
 
 /// The immutable, compiled form of one function level (the top function or a scan body).
@@ -195,12 +136,16 @@ fn unsupported(op: &str, msg: String) -> RuntimeError {
 
 impl CompiledFunction {
     /// Fuses, compiles and lays out a verified function (no cache involved).
-    pub fn build(f: &Function, opts: &CodegenOptions) -> Result<CompiledFunction, RuntimeError> {
+    pub fn build(
+        f: &Function,
+        opts: &CodegenOptions,
+        threads: usize,
+    ) -> Result<CompiledFunction, RuntimeError> {
         let t0 = std::time::Instant::now();
         verify(f)?;
         let plan = brainlift_compiler::passes::fusion::fuse(f)?;
         let kernels = Arc::new(CompiledKernels::compile(&plan, opts).map_err(codegen_err)?);
-        let top = build_level(&plan, &kernels)?;
+        let top = build_level(&plan, &kernels, opts, threads)?;
         Ok(CompiledFunction {
             plan,
             top,
@@ -222,6 +167,19 @@ impl CompiledFunction {
     /// Number of Cranelift kernels.
     pub fn num_kernels(&self) -> usize {
         self.kernels.len()
+    }
+
+    /// For every top-level scan, in order: the number of row blocks it runs on parallel
+    /// threads (0: the whole batch on the calling thread).
+    pub fn scan_row_blocks(&self) -> Vec<usize> {
+        self.top
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                LStep::Scan(sc) => Some(sc.num_blocks()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Bytes of the top-level arena (after reuse) and without reuse.
@@ -253,7 +211,14 @@ fn const_bytes(ty: &TensorType, d: &ConstData) -> Vec<Chunk> {
     buf
 }
 
-fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, RuntimeError> {
+/// Lowers one level of a plan; scans of this level are split into row blocks for `threads`
+/// threads where their bodies allow it (nested levels get 1).
+fn build_level(
+    plan: &KernelPlan,
+    kernels: &CompiledKernels,
+    opts: &CodegenOptions,
+    threads: usize,
+) -> Result<Level, RuntimeError> {
     let f = &plan.func;
     let layout = layout::plan_layout(plan);
     let mut steps = Vec::with_capacity(plan.steps.len());
@@ -282,7 +247,8 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                         transpose_lhs,
                         transpose_rhs,
                     } => {
-                        let d = MatmulDesc::new(at(0), at(1), *transpose_lhs, *transpose_rhs);
+                        let d = MatmulDesc::new(at(0), at(1), *transpose_lhs, *transpose_rhs)
+                            .parallel(threads);
                         scratch = scratch.max(d.scratch());
                         OpStep::Matmul(d)
                     }
@@ -368,46 +334,8 @@ fn build_level(plan: &KernelPlan, kernels: &CompiledKernels) -> Result<Level, Ru
                         ));
                     }
                 };
-                let (nc, nx) = (s.num_carry, s.num_xs);
-                let args: Vec<ValueId> = i.args.to_vec();
-                let carry_bytes = args[..nc].iter().map(|a| f.ty(*a).size_bytes()).collect();
-                let x_bytes = args[nc..nc + nx]
-                    .iter()
-                    .map(|a| {
-                        let t = f.ty(*a);
-                        t.size_bytes() / t.dims()[0].max(1)
-                    })
-                    .collect();
-                let x_bytes = if s.length == 0 { vec![0; nx] } else { x_bytes };
-                let y_bytes = i.results[nc..]
-                    .iter()
-                    .map(|r| {
-                        let t = f.ty(*r);
-                        let per: usize = t.dims()[1..].iter().product();
-                        per * t.dtype.size_bytes()
-                    })
-                    .collect();
-                let level = build_level(body, kernels)?;
-                let direct = direct_outputs(&level);
-                let homes = if s.length == 0 {
-                    vec![None; nc]
-                } else {
-                    carry_homes(&level.func, nc)
-                };
-                steps.push(LStep::Scan(Box::new(ScanStep {
-                    length: s.length,
-                    reverse: s.reverse,
-                    num_carry: nc,
-                    num_xs: nx,
-                    args,
-                    results: i.results.to_vec(),
-                    carry_bytes,
-                    x_bytes,
-                    y_bytes,
-                    body: level,
-                    direct,
-                    homes,
-                })));
+                let sc = scan::build_scan(f, *inst, s, body, kernels, opts, threads)?;
+                steps.push(LStep::Scan(Box::new(sc)));
             }
         }
     }
@@ -435,16 +363,8 @@ struct LevelState {
     param_of: Vec<Option<usize>>,
     /// Per kernel step: input and output pointer arrays.
     kargs: Vec<(Vec<*const u8>, Vec<*mut u8>)>,
-    scans: Vec<ScanState>,
+    scans: Vec<scan::ScanState>,
     scratch: Vec<f64>,
-}
-
-struct ScanState {
-    body: LevelState,
-    cur: Vec<Vec<Chunk>>,
-    next: Vec<Vec<Chunk>>,
-    /// Body parameter pointers (capacity reserved once).
-    params: Vec<*mut u8>,
 }
 
 fn new_state(level: &Level) -> LevelState {
@@ -481,12 +401,7 @@ fn new_state(level: &Level) -> LevelState {
                 ));
             }
             LStep::Scan(sc) => {
-                scans.push(ScanState {
-                    body: new_state(&sc.body),
-                    cur: sc.carry_bytes.iter().map(|&b| alloc_bytes(b)).collect(),
-                    next: sc.carry_bytes.iter().map(|&b| alloc_bytes(b)).collect(),
-                    params: Vec::with_capacity(sc.args.len()),
-                });
+                scans.push(scan::new_scan_state(sc));
                 kargs.push((vec![], vec![]));
             }
             LStep::Op { .. } => kargs.push((vec![], vec![])),
@@ -567,102 +482,9 @@ unsafe fn run_level(level: &Level, st: &mut LevelState) {
                 let ss = &mut st.scans[scan_i];
                 scan_i += 1;
                 // SAFETY: as for the function; see `run_scan`.
-                unsafe { run_scan(sc, ss, &st.ptrs) };
+                unsafe { scan::run_scan(sc, ss, &st.ptrs) };
             }
         }
-    }
-}
-
-/// The scan driver: no allocation, x_t by pointer offset, carries ping-pong (or live in the
-/// stacked output that saves them, see [`CarryHome`]).
-unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u8]) {
-    let (nc, nx) = (sc.num_carry, sc.num_xs);
-    let body = &sc.body;
-    let bf = &body.func;
-    let len = sc.length;
-    let slot = |step: usize| if sc.reverse { len - 1 - step } else { step };
-    // SAFETY: every copy stays within buffers sized from the verified types; `ys` slices are
-    // taken at steps `0..len`.
-    unsafe {
-        let ys = |j: usize, t: usize| outer[sc.results[nc + j].index()].add(t * sc.y_bytes[j]);
-        for i in 0..nc {
-            let dst = match sc.homes[i] {
-                Some(CarryHome::Input(j)) => ys(j, slot(0)),
-                _ => ss.cur[i].as_mut_ptr() as *mut u8,
-            };
-            std::ptr::copy_nonoverlapping(outer[sc.args[i].index()], dst, sc.carry_bytes[i]);
-        }
-        let mut params = std::mem::take(&mut ss.params);
-        let nparams = sc.args.len();
-        for step in 0..len {
-            let t = slot(step);
-            let last = step + 1 == len;
-            // Where this step's carries come from and go to.
-            let carry_in = |i: usize, ss: &ScanState| match sc.homes[i] {
-                Some(CarryHome::Input(j)) => ys(j, t),
-                Some(CarryHome::Output(j)) if step > 0 => ys(j, slot(step - 1)),
-                _ => ss.cur[i].as_ptr() as *mut u8,
-            };
-            let carry_out = |i: usize, ss: &mut ScanState| match sc.homes[i] {
-                Some(CarryHome::Input(j)) if !last => ys(j, slot(step + 1)),
-                Some(CarryHome::Output(j)) => ys(j, t),
-                _ => ss.next[i].as_mut_ptr() as *mut u8,
-            };
-            // Bind params: carries, x_t slices, constants. (`params` keeps its capacity.)
-            params.clear();
-            for i in 0..nc {
-                params.push(carry_in(i, ss));
-            }
-            for j in 0..nx {
-                params.push(outer[sc.args[nc + j].index()].add(t * sc.x_bytes[j]));
-            }
-            for j in nc + nx..nparams {
-                params.push(outer[sc.args[j].index()]);
-            }
-            ss.body.bind_params(&params);
-            // Outputs computed by a body step are written in place: carries into the next
-            // buffer set (or their home slice), y into its slice of the stacked result.
-            for (j, d) in sc.direct.iter().enumerate() {
-                if let Some(vals) = d {
-                    let p = if j < nc {
-                        carry_out(j, ss)
-                    } else {
-                        ys(j - nc, t)
-                    };
-                    for v in vals {
-                        ss.body.ptrs[v.index()] = p;
-                    }
-                }
-            }
-            run_level(body, &mut ss.body);
-            for (j, yb) in sc.y_bytes.iter().enumerate() {
-                let home = sc.homes.iter().any(|h| {
-                    matches!(h, Some(CarryHome::Input(k)) | Some(CarryHome::Output(k)) if *k == j)
-                });
-                if sc.direct[nc + j].is_none() && !home {
-                    let src = ss.body.ptrs[bf.outputs[nc + j].value.index()];
-                    std::ptr::copy_nonoverlapping(src, ys(j, t), *yb);
-                }
-            }
-            for i in 0..nc {
-                if sc.direct[i].is_none() {
-                    let src = ss.body.ptrs[bf.outputs[i].value.index()];
-                    let dst = carry_out(i, ss);
-                    if src != dst {
-                        std::ptr::copy_nonoverlapping(src, dst, sc.carry_bytes[i]);
-                    }
-                }
-            }
-            std::mem::swap(&mut ss.cur, &mut ss.next);
-        }
-        for i in 0..nc {
-            let src = match sc.homes[i] {
-                Some(CarryHome::Output(j)) if len > 0 => ys(j, slot(len - 1)) as *const u8,
-                _ => ss.cur[i].as_ptr() as *const u8,
-            };
-            std::ptr::copy_nonoverlapping(src, outer[sc.results[i].index()], sc.carry_bytes[i]);
-        }
-        ss.params = params;
     }
 }
 
@@ -702,7 +524,19 @@ impl JitExecutable {
         f: &Function,
         opts: &CodegenOptions,
     ) -> Result<JitExecutable, RuntimeError> {
-        let (compiled, hit) = cache::get_or_compile(f, opts)?;
+        Self::compile_threads(f, opts, crate::threads::num_threads())
+    }
+
+    /// Compiles `f` for `threads` threads (scans split into row blocks and large products
+    /// into row blocks where that applies; 1 = everything on the calling thread), through
+    /// the kernel cache.
+    pub fn compile_threads(
+        f: &Function,
+        opts: &CodegenOptions,
+        threads: usize,
+    ) -> Result<JitExecutable, RuntimeError> {
+        let threads = threads.clamp(1, crate::threads::MAX_THREADS);
+        let (compiled, hit) = cache::get_or_compile(f, opts, threads)?;
         let state = new_state(&compiled.top);
         let direct = direct_outputs(&compiled.top);
         Ok(JitExecutable {

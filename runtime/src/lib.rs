@@ -11,12 +11,14 @@ pub mod jit;
 pub mod npy;
 pub mod random;
 pub mod tensor;
+pub mod threads;
 
 pub use cache::{CacheStats, cache_stats};
 pub use error::RuntimeError;
 pub use interp::{Interpreter, interpret};
 pub use jit::JitExecutable;
 pub use tensor::{Tensor, TensorData};
+pub use threads::{num_threads, set_num_threads};
 
 use brainlift_ir::Function;
 
@@ -100,12 +102,18 @@ pub struct CompileOptions {
     /// the normal equations of an ill-conditioned ridge fit (`BRAINLIFT_NO_SCAN_HOIST=1` turns
     /// it off everywhere, for A/B measurements).
     pub reassociate: bool,
+    /// Threads the JIT may use ([`threads`]): scans whose bodies never mix batch rows run as
+    /// row blocks in parallel, large products as row blocks. Results do not depend on it
+    /// (every element is computed by the same operations in the same order).
+    pub threads: usize,
 }
 
 impl Default for CompileOptions {
+    /// Reassociation on unless `BRAINLIFT_NO_SCAN_HOIST` is set; [`num_threads`] threads.
     fn default() -> Self {
         CompileOptions {
             reassociate: std::env::var_os("BRAINLIFT_NO_SCAN_HOIST").is_none(),
+            threads: num_threads(),
         }
     }
 }
@@ -172,7 +180,11 @@ pub fn compile_with(
             };
             let report =
                 brainlift_compiler::pipeline::run_pipeline(f, &cfg).map_err(|e| codegen(&e))?;
-            Ok(Box::new(JitExecutable::compile(report.output())?))
+            Ok(Box::new(JitExecutable::compile_threads(
+                report.output(),
+                &Default::default(),
+                opts.threads,
+            )?))
         }
         Backend::Interp => Ok(Box::new(Interpreter::new(f.clone())?)),
     }

@@ -10,6 +10,7 @@ pub mod fold;
 pub mod fusion;
 pub mod inline_custom_vjp;
 pub mod outer_product;
+pub mod row_split;
 pub mod scan_hoist;
 pub mod scan_residuals;
 pub mod unroll;

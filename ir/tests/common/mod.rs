@@ -38,6 +38,7 @@ impl Rng {
     }
 }
 
+#[allow(unused_imports)] // used by some of the test binaries sharing this module
 pub use brainlift_ir::op::all_op_names;
 
 const KINDS: [&str; 20] = [

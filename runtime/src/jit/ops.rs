@@ -59,6 +59,9 @@ pub(crate) struct MatmulDesc {
     pub a_batch: usize,
     pub b_batch: usize,
     pub dtype: DType,
+    /// Row blocks of the output computed on parallel threads (1: serial); see
+    /// [`MatmulDesc::parallel`].
+    pub blocks: usize,
 }
 
 impl MatmulDesc {
@@ -90,7 +93,19 @@ impl MatmulDesc {
             a_batch: a0 * a1,
             b_batch: b0 * b1,
             dtype: a.dtype,
+            blocks: 1,
         }
+    }
+
+    /// Splits large single products into row blocks for `threads` threads: each block is
+    /// the same GEMM over fewer output rows, so every output element is summed exactly as
+    /// in the serial product.
+    pub fn parallel(mut self, threads: usize) -> MatmulDesc {
+        let big = self.m * self.n * self.k >= PARALLEL_MIN_MNK;
+        if threads > 1 && big && self.batch == 1 && self.dtype == DType::F64 {
+            self.blocks = threads.min(self.m / PARALLEL_MIN_ROWS).max(1);
+        }
+        self
     }
 
     /// `f64` scratch elements needed (for `f32`: converted operands and result).
@@ -102,6 +117,11 @@ impl MatmulDesc {
         }
     }
 }
+
+/// Multiply-adds from which a product is split over threads ([`MatmulDesc::parallel`]).
+const PARALLEL_MIN_MNK: usize = 1 << 22;
+/// Fewest output rows per parallel block.
+const PARALLEL_MIN_ROWS: usize = 16;
 
 /// Below this many multiply-adds per batch (or for `k` up to [`SMALL_K`]) a plain loop beats
 /// `gemm`'s packing; it also sums in the interpreter's order.
@@ -268,6 +288,11 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
     if k > 0 && unsafe { thin_f64(d, a, b, out) } {
         return;
     }
+    if d.blocks > 1 && k > 0 {
+        // SAFETY: each block writes its own output rows.
+        unsafe { gemm_blocks(d, a, b, out) };
+        return;
+    }
     for bt in 0..d.batch {
         // SAFETY: offsets stay within the operand buffers (batch strides from their types).
         unsafe {
@@ -280,28 +305,73 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
                 std::ptr::write_bytes(o, 0, m * n);
                 continue;
             }
-            gemm::gemm(
-                m,
-                n,
-                k,
-                o,
-                1,
-                n as isize,
-                false,
-                a,
-                d.a_cs,
-                d.a_rs,
-                b,
-                d.b_cs,
-                d.b_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            gemm_rows(d, m, a, b, o);
         }
+    }
+}
+
+/// `gemm` for `rows` output rows starting at `a` (lhs rows) and `o` (output rows).
+unsafe fn gemm_rows(d: &MatmulDesc, rows: usize, a: *const f64, b: *const f64, o: *mut f64) {
+    // SAFETY: the caller passes buffers holding `rows` rows of the lhs and output.
+    unsafe {
+        gemm::gemm(
+            rows,
+            d.n,
+            d.k,
+            o,
+            1,
+            d.n as isize,
+            false,
+            a,
+            d.a_cs,
+            d.a_rs,
+            b,
+            d.b_cs,
+            d.b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Pointers handed to the worker threads.
+#[derive(Clone, Copy)]
+struct SendPtrs(*const f64, *const f64, *mut f64);
+// SAFETY: the blocks read shared operands and write disjoint output rows.
+unsafe impl Send for SendPtrs {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtrs {}
+
+/// A single product split into `d.blocks` row blocks on the worker pool (block 0 on the
+/// calling thread); serial when the pool is unavailable.
+unsafe fn gemm_blocks(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
+    let p = SendPtrs(a, b, out);
+    let block = move |i: usize| {
+        let (r0, r1) = (d.m * i / d.blocks, d.m * (i + 1) / d.blocks);
+        let p = p;
+        // SAFETY: rows r0..r1 of the lhs and the output lie within their buffers.
+        unsafe {
+            gemm_rows(
+                d,
+                r1 - r0,
+                p.0.offset(r0 as isize * d.a_rs),
+                p.1,
+                p.2.add(r0 * d.n),
+            )
+        };
+    };
+    match crate::threads::pool() {
+        Some(pool) => pool.in_place_scope(|s| {
+            for i in 1..d.blocks {
+                s.spawn(move |_| block(i));
+            }
+            block(0);
+        }),
+        None => (0..d.blocks).for_each(block),
     }
 }
 
@@ -447,6 +517,13 @@ unsafe fn reduce_rec<T: Copy>(
                         s = comb(s, conv(*x.add(i * is)));
                     }
                     *acc = s;
+                } else if *is == 1 && *os == 1 {
+                    // Contiguous on both sides: slices let the loop vectorise (same order).
+                    let acc = std::slice::from_raw_parts_mut(acc, *d);
+                    let x = std::slice::from_raw_parts(x, *d);
+                    for (p, v) in acc.iter_mut().zip(x) {
+                        *p = comb(*p, conv(*v));
+                    }
                 } else {
                     for i in 0..*d {
                         let p = acc.add(i * os);
