@@ -11,6 +11,10 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "brainlift", version, about)]
 struct Cli {
+    /// Threads the JIT may use (scans over batch rows and large products run in parallel);
+    /// default: $BRAINLIFT_THREADS or the number of CPUs. Results do not depend on it.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +43,20 @@ pub fn pick_backend(flag: Option<&str>) -> CliResult<brainlift::Backend> {
     }
 }
 
+/// Sets the JIT's thread count from `--threads` or, when absent, checks `BRAINLIFT_THREADS`.
+fn pick_threads(flag: Option<u32>) -> CliResult {
+    match flag {
+        Some(n) => brainlift::runtime::set_num_threads(n as usize),
+        None => {
+            if let Ok(s) = std::env::var("BRAINLIFT_THREADS") {
+                let n = brainlift::runtime::threads::parse_threads(&s)?;
+                brainlift::runtime::set_num_threads(n);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Restores the default SIGPIPE action, so `brainlift ... | head` ends quietly like other Unix
 /// tools instead of panicking on a closed stdout.
 #[cfg(unix)]
@@ -60,6 +78,10 @@ fn default_sigpipe() {}
 fn main() -> ExitCode {
     default_sigpipe();
     let cli = Cli::parse();
+    if let Err(msg) = pick_threads(cli.threads) {
+        eprintln!("error: {msg}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Ir { command } => cmd_ir::run(command),
         Command::Tutorial(args) => cmd_tutorial::run(args),
