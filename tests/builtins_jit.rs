@@ -43,15 +43,24 @@ fn builtins_forward_and_gradient_agree_on_jit_and_interpreter() {
     }
 }
 
-/// The tutorial's train steps split their scans into row blocks on two threads and give the
-/// same numbers as on one thread, bit for bit.
+/// The tutorial's train steps split their scans into row blocks on two threads, give the
+/// same numbers on every run, and agree with one thread to rounding (the weight gradients'
+/// long sums over time × batch are split into ranges, which changes rounding only).
 #[test]
 fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
     use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
     use brainlift::runtime::{CompileOptions, JitExecutable, compile_with};
     for name in ["rnn", "snn"] {
         let f = brainlift::builtins::builtin(name).unwrap();
-        let inputs = random_inputs(&f, 5);
+        // Optimiser moments and hyper-parameters small and positive (as in training), so the
+        // step is finite.
+        let mut inputs = random_inputs(&f, 5);
+        for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
+            if p.name.contains("opt") || p.name.starts_with("hyper") {
+                let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
+                *t = brainlift::runtime::Tensor::from_f64_values(t.ty().clone(), &v).unwrap();
+            }
+        }
         let run = |threads: usize| {
             let opts = CompileOptions {
                 threads,
@@ -62,11 +71,25 @@ fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
                 .run(&inputs)
                 .unwrap()
         };
-        let (one, two) = (run(1), run(2));
-        for ((o, x), y) in f.outputs.iter().zip(&one).zip(&two) {
-            for (i, (p, q)) in x.to_f64_vec().iter().zip(y.to_f64_vec()).enumerate() {
+        let (one, two, again) = (run(1), run(2), run(2));
+        for (((o, x), y), z) in f.outputs.iter().zip(&one).zip(&two).zip(&again) {
+            let (xv, yv, zv) = (x.to_f64_vec(), y.to_f64_vec(), z.to_f64_vec());
+            for i in 0..xv.len() {
+                let (p, q, r) = (xv[i], yv[i], zv[i]);
                 assert!(
-                    p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()),
+                    p.is_finite(),
+                    "@{} output {} element {i} is {p}",
+                    f.name,
+                    o.name
+                );
+                assert!(
+                    q.to_bits() == r.to_bits() || (q.is_nan() && r.is_nan()),
+                    "@{} output {} element {i}: two runs on 2 threads differ: {q} vs {r}",
+                    f.name,
+                    o.name
+                );
+                assert!(
+                    (p - q).abs() <= 1e-10 * p.abs().max(1.0),
                     "@{} output {} element {i}: 1 thread {p} vs 2 threads {q}",
                     f.name,
                     o.name

@@ -184,7 +184,7 @@ fn scans_that_mix_rows_stay_whole() {
 
 #[test]
 fn large_products_split_by_rows_bit_for_bit() {
-    for (m, k, n, tl) in [(301, 200, 100, false), (100, 3200, 100, true)] {
+    for (m, k, n, tl) in [(301, 200, 100, false), (300, 400, 90, true)] {
         let mut b = FunctionBuilder::new("mm");
         let a = b.param("a", if tl { tt(&[k, m]) } else { tt(&[m, k]) });
         let w = b.param("w", tt(&[k, n]));
@@ -195,5 +195,25 @@ fn large_products_split_by_rows_bit_for_bit() {
         let (two, _) = run(&f, 2, &ins);
         assert_bitwise(&format!("{m}x{k}x{n}"), &two, &one);
         assert_close("matmul", &two, &interpret(&f, &ins).unwrap(), 1e-12);
+    }
+}
+
+/// A weight gradient summed over time × batch (`k` much larger than the output) is split
+/// into contraction ranges: deterministic, close to the serial sum (not bit for bit).
+#[test]
+fn long_contractions_split_by_k_deterministically() {
+    for (m, k, n) in [(100, 3200, 100), (37, 9001, 41)] {
+        let mut b = FunctionBuilder::new("grad");
+        let h = b.param("h", tt(&[k, m]));
+        let g = b.param("g", tt(&[k, n]));
+        let p = b.matmul(h, g, true, false).unwrap();
+        let f = b.finish([("p".to_string(), p)]);
+        let ins = inputs(&f, 13);
+        let (two, _) = run(&f, 2, &ins);
+        let (again, _) = run(&f, 2, &ins);
+        assert_bitwise("same thread count", &two, &again);
+        let (one, _) = run(&f, 1, &ins);
+        assert_close("2 vs 1 threads", &two, &one, 1e-12);
+        assert_close("vs interpreter", &two, &interpret(&f, &ins).unwrap(), 1e-12);
     }
 }

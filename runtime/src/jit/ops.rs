@@ -59,9 +59,11 @@ pub(crate) struct MatmulDesc {
     pub a_batch: usize,
     pub b_batch: usize,
     pub dtype: DType,
-    /// Row blocks of the output computed on parallel threads (1: serial); see
-    /// [`MatmulDesc::parallel`].
+    /// Blocks computed on parallel threads (1: serial); see [`MatmulDesc::parallel`].
     pub blocks: usize,
+    /// The blocks split the contraction (partial products summed after) instead of the
+    /// output rows.
+    pub split_k: bool,
 }
 
 impl MatmulDesc {
@@ -94,15 +96,24 @@ impl MatmulDesc {
             b_batch: b0 * b1,
             dtype: a.dtype,
             blocks: 1,
+            split_k: false,
         }
     }
 
-    /// Splits large single products into row blocks for `threads` threads: each block is
-    /// the same GEMM over fewer output rows, so every output element is summed exactly as
-    /// in the serial product.
+    /// Splits large single products for `threads` threads. A long contraction (a weight
+    /// gradient summed over time × batch: `k` much larger than the output) is split into
+    /// `k` ranges whose partial products are added in block order after the parallel part
+    /// (rounding then differs from the serial sum, deterministically); otherwise the output
+    /// rows are split, and every element is summed exactly as in the serial product.
     pub fn parallel(mut self, threads: usize) -> MatmulDesc {
         let big = self.m * self.n * self.k >= PARALLEL_MIN_MNK;
-        if threads > 1 && big && self.batch == 1 && self.dtype == DType::F64 {
+        if threads < 2 || !big || self.batch != 1 || self.dtype != DType::F64 {
+            return self;
+        }
+        if self.k >= 4 * self.m.max(self.n) {
+            self.blocks = threads.min(self.k / PARALLEL_MIN_K).max(1);
+            self.split_k = self.blocks > 1;
+        } else {
             self.blocks = threads.min(self.m / PARALLEL_MIN_ROWS).max(1);
         }
         self
@@ -112,6 +123,8 @@ impl MatmulDesc {
     pub fn scratch(&self) -> usize {
         if self.dtype == DType::F32 {
             self.batch * (self.a_batch + self.b_batch + self.m * self.n)
+        } else if self.split_k {
+            (self.blocks - 1) * self.m * self.n
         } else {
             0
         }
@@ -122,6 +135,8 @@ impl MatmulDesc {
 const PARALLEL_MIN_MNK: usize = 1 << 22;
 /// Fewest output rows per parallel block.
 const PARALLEL_MIN_ROWS: usize = 16;
+/// Shortest contraction range per parallel block.
+const PARALLEL_MIN_K: usize = 256;
 
 /// Below this many multiply-adds per batch (or for `k` up to [`SMALL_K`]) a plain loop beats
 /// `gemm`'s packing; it also sums in the interpreter's order.
@@ -273,7 +288,13 @@ unsafe fn thin_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
     }
 }
 
-unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
+unsafe fn gemm_f64(
+    d: &MatmulDesc,
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+    scratch: &mut [f64],
+) {
     let (m, n, k) = (d.m, d.n, d.k);
     // SAFETY: same buffers.
     if unsafe { sparse_lhs_f64(d, a, b, out) } {
@@ -289,8 +310,8 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
         return;
     }
     if d.blocks > 1 && k > 0 {
-        // SAFETY: each block writes its own output rows.
-        unsafe { gemm_blocks(d, a, b, out) };
+        // SAFETY: each block writes its own output rows or its own partial product.
+        unsafe { gemm_blocks(d, a, b, out, scratch) };
         return;
     }
     for bt in 0..d.batch {
@@ -310,14 +331,22 @@ unsafe fn gemm_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
     }
 }
 
-/// `gemm` for `rows` output rows starting at `a` (lhs rows) and `o` (output rows).
-unsafe fn gemm_rows(d: &MatmulDesc, rows: usize, a: *const f64, b: *const f64, o: *mut f64) {
-    // SAFETY: the caller passes buffers holding `rows` rows of the lhs and output.
+/// `gemm` for `rows` output rows and the contraction range of length `k`, starting at `a`
+/// (lhs), `b` (rhs) and `o` (output rows).
+unsafe fn gemm_part(
+    d: &MatmulDesc,
+    rows: usize,
+    k: usize,
+    a: *const f64,
+    b: *const f64,
+    o: *mut f64,
+) {
+    // SAFETY: the caller passes buffers holding these rows and this contraction range.
     unsafe {
         gemm::gemm(
             rows,
             d.n,
-            d.k,
+            k,
             o,
             1,
             d.n as isize,
@@ -338,31 +367,59 @@ unsafe fn gemm_rows(d: &MatmulDesc, rows: usize, a: *const f64, b: *const f64, o
     }
 }
 
+/// `gemm` for `rows` output rows starting at `a` (lhs rows) and `o` (output rows).
+unsafe fn gemm_rows(d: &MatmulDesc, rows: usize, a: *const f64, b: *const f64, o: *mut f64) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_part(d, rows, d.k, a, b, o) }
+}
+
 /// Pointers handed to the worker threads.
 #[derive(Clone, Copy)]
-struct SendPtrs(*const f64, *const f64, *mut f64);
-// SAFETY: the blocks read shared operands and write disjoint output rows.
+struct SendPtrs(*const f64, *const f64, *mut f64, *mut f64);
+// SAFETY: the blocks read shared operands and write disjoint output rows or partials.
 unsafe impl Send for SendPtrs {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtrs {}
 
-/// A single product split into `d.blocks` row blocks on the worker pool (block 0 on the
-/// calling thread); serial when the pool is unavailable.
-unsafe fn gemm_blocks(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
-    let p = SendPtrs(a, b, out);
+/// A single product split into `d.blocks` blocks on the worker pool (block 0 on the calling
+/// thread; serial when the pool is unavailable): output rows, or contraction ranges whose
+/// partial products (block 0 in `out`, the others in `scratch`) are then added in order.
+unsafe fn gemm_blocks(
+    d: &MatmulDesc,
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+    scratch: &mut [f64],
+) {
+    let mn = d.m * d.n;
+    let p = SendPtrs(a, b, out, scratch.as_mut_ptr());
     let block = move |i: usize| {
-        let (r0, r1) = (d.m * i / d.blocks, d.m * (i + 1) / d.blocks);
         let p = p;
-        // SAFETY: rows r0..r1 of the lhs and the output lie within their buffers.
+        // SAFETY: block `i` reads its rows (or contraction range) of the operands and writes
+        // its rows of `out` (or its own `m×n` partial: `out` for block 0, scratch slot i-1).
         unsafe {
-            gemm_rows(
-                d,
-                r1 - r0,
-                p.0.offset(r0 as isize * d.a_rs),
-                p.1,
-                p.2.add(r0 * d.n),
-            )
-        };
+            if d.split_k {
+                let (k0, k1) = (d.k * i / d.blocks, d.k * (i + 1) / d.blocks);
+                let o = if i == 0 { p.2 } else { p.3.add((i - 1) * mn) };
+                gemm_part(
+                    d,
+                    d.m,
+                    k1 - k0,
+                    p.0.offset(k0 as isize * d.a_cs),
+                    p.1.offset(k0 as isize * d.b_rs),
+                    o,
+                );
+            } else {
+                let (r0, r1) = (d.m * i / d.blocks, d.m * (i + 1) / d.blocks);
+                gemm_rows(
+                    d,
+                    r1 - r0,
+                    p.0.offset(r0 as isize * d.a_rs),
+                    p.1,
+                    p.2.add(r0 * d.n),
+                );
+            }
+        }
     };
     match crate::threads::pool() {
         Some(pool) => pool.in_place_scope(|s| {
@@ -372,6 +429,15 @@ unsafe fn gemm_blocks(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f6
             block(0);
         }),
         None => (0..d.blocks).for_each(block),
+    }
+    if d.split_k {
+        // SAFETY: `out` holds m×n elements; the partials fill `(blocks-1)·m·n` of scratch.
+        let o = unsafe { std::slice::from_raw_parts_mut(out, mn) };
+        for part in scratch[..(d.blocks - 1) * mn].chunks_exact(mn) {
+            for (x, y) in o.iter_mut().zip(part) {
+                *x += y;
+            }
+        }
     }
 }
 
@@ -389,7 +455,13 @@ pub(crate) unsafe fn matmul(
     // SAFETY: buffer sizes follow from the verified operand types.
     unsafe {
         match d.dtype {
-            DType::F64 => gemm_f64(d, a as *const f64, b as *const f64, out as *mut f64),
+            DType::F64 => gemm_f64(
+                d,
+                a as *const f64,
+                b as *const f64,
+                out as *mut f64,
+                scratch,
+            ),
             DType::F32 => {
                 let na = d.batch * d.a_batch;
                 let nb = d.batch * d.b_batch;
@@ -401,7 +473,7 @@ pub(crate) unsafe fn matmul(
                 for (i, x) in sb.iter_mut().enumerate() {
                     *x = *(b as *const f32).add(i) as f64;
                 }
-                gemm_f64(d, sa.as_ptr(), sb.as_ptr(), so.as_mut_ptr());
+                gemm_f64(d, sa.as_ptr(), sb.as_ptr(), so.as_mut_ptr(), &mut []);
                 let o = out as *mut f32;
                 for (i, x) in so.iter().take(d.batch * d.m * d.n).enumerate() {
                     *o.add(i) = *x as f32;
