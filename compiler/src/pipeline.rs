@@ -14,8 +14,10 @@
 //!    scans read the forward scan's values instead of recomputing them (`scan_residuals`,
 //!    exact); with [`Lowering::reassociate`] per-step accumulators leave the loops
 //!    (`scan_hoist`) and `k = 1` matmuls become elementwise outer products
-//!    (`outer_product`; the JIT then contracts them with an add into an `fma`); then
-//!    `algebra` and `dce` (which also drops the scan operands nobody reads any more).
+//!    (`outer_product`; the JIT then contracts them with an add into an `fma`); transposed
+//!    loop-invariant matmul operands are transposed once before their scan
+//!    (`hoist_transpose`, exact); then `algebra` and `dce` (which also drops the scan
+//!    operands nobody reads any more).
 //!
 //! After every pass the result is checked with [`brainlift_ir::verify()`] (always in debug
 //! builds; in release builds when [`PipelineConfig::verify`] is set); a failure is reported as
@@ -24,9 +26,9 @@
 
 use crate::ad::{self, AdError};
 use crate::passes::{
-    algebra::algebra, cse::cse, dce::dce, fold::fold, inline_custom_vjp::inline_custom_vjp,
-    outer_product::outer_product, scan_hoist::scan_hoist, scan_residuals::scan_residuals,
-    unroll::unroll,
+    algebra::algebra, cse::cse, dce::dce, fold::fold, hoist_transpose::hoist_transpose,
+    inline_custom_vjp::inline_custom_vjp, outer_product::outer_product, scan_hoist::scan_hoist,
+    scan_residuals::scan_residuals, unroll::unroll,
 };
 use brainlift_ir::{Function, IrError, verify};
 use std::fmt::Write;
@@ -330,6 +332,7 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
             cur = r.run("scan_hoist", &cur, scan_hoist)?;
             cur = r.run("outer_product", &cur, outer_product)?;
         }
+        cur = r.run("hoist_transpose", &cur, hoist_transpose)?;
         // `acc_init + ..` with a zero initial accumulator: drop the add.
         cur = r.run("algebra", &cur, |f| algebra(f, false))?;
         cur = r.run("dce", &cur, dce)?;

@@ -21,6 +21,7 @@
 //! Results equal the interpreter's except for `fma` contraction in kernels and the summation
 //! order of `gemm` (see [`brainlift_compiler::codegen`]).
 
+mod gemm;
 pub(crate) mod layout;
 pub(crate) mod ops;
 mod scan;

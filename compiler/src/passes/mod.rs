@@ -8,6 +8,7 @@ pub mod cse;
 pub mod dce;
 pub mod fold;
 pub mod fusion;
+pub mod hoist_transpose;
 pub mod inline_custom_vjp;
 pub mod outer_product;
 pub mod row_split;

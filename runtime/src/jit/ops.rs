@@ -331,8 +331,9 @@ unsafe fn gemm_f64(
     }
 }
 
-/// `gemm` for `rows` output rows and the contraction range of length `k`, starting at `a`
-/// (lhs), `b` (rhs) and `o` (output rows).
+/// The product for `rows` output rows and a contraction range of length `k` (> 0), starting
+/// at `a` (lhs), `b` (rhs) and `o` (output rows): the packing-free kernel
+/// ([`super::gemm`]) for short contractions over a row-contiguous rhs, else the `gemm` crate.
 unsafe fn gemm_part(
     d: &MatmulDesc,
     rows: usize,
@@ -343,6 +344,10 @@ unsafe fn gemm_part(
 ) {
     // SAFETY: the caller passes buffers holding these rows and this contraction range.
     unsafe {
+        if d.b_cs == 1 && k <= super::gemm::MAX_K && super::gemm::available() {
+            super::gemm::gemm_nn(rows, d.n, k, a, d.a_rs, d.a_cs, b, d.b_rs, o);
+            return;
+        }
         gemm::gemm(
             rows,
             d.n,
