@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # brainlift vs plain JAX, side by side, on the BrainPy tutorial's workloads.
 #
-#   bench/compare.sh            # everything (about 10 minutes on a 2-core machine)
-#   BENCH_PARTS=0 bench/compare.sh   # skip the whole RNN/SNN part runs (about 1 minute)
-#   BENCH_BRAINPY=1 bench/compare.sh # also the tutorial's own BrainPy code (installs brainpy)
+#   bench/compare.sh                  # everything, at 1 and 2 threads (about 10 minutes on 2 cores)
+#   BENCH_PARTS=0 bench/compare.sh    # skip the whole RNN/SNN part runs (about 2 minutes)
+#   BENCH_THREADS="1" bench/compare.sh  # only these thread counts (space-separated, default "1 2")
+#   BENCH_BRAINPY=1 bench/compare.sh  # also the tutorial's own BrainPy code (installs brainpy)
 #
 # Needs: Rust (cargo), python3 >= 3.11 with venv, network access to PyPI the first time.
-# Creates bench/.venv (git-ignored) with CPU JAX, builds brainlift in release, runs both sides
-# pinned to one core with one XLA thread, prints a table and writes bench/results.json.
+# Creates bench/.venv (git-ignored) with CPU JAX, builds brainlift in release, and for every
+# thread count N of BENCH_THREADS runs both sides pinned to cores 0..N-1 with N threads each
+# (compare.py sets XLA_FLAGS, PJRT_NPROC, OMP_NUM_THREADS, BRAINLIFT_THREADS, RAYON_NUM_THREADS);
+# prints one table per thread count and writes bench/results.json (keyed by thread count).
 # BRAINLIFT_BIN=/path/to/brainlift skips the cargo build and uses that binary.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,5 +36,5 @@ if [ -z "${BRAINLIFT_BIN:-}" ]; then
 fi
 export BRAINLIFT_BIN
 export JAX_PYTHON="$HERE/.venv/bin/python"
-export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# The thread settings (XLA_FLAGS and the rest) are per thread count: compare.py sets them.
 exec "$PY" "$HERE/compare.py"
