@@ -340,10 +340,18 @@ pub fn run(args: BenchArgs) -> CliResult {
     if args.json {
         println!(
             "{}",
-            json!({"workloads": rows, "total_compile_s": total_compile})
+            json!({
+                "workloads": rows,
+                "total_compile_s": total_compile,
+                "threads": brainlift::runtime::num_threads(),
+            })
         );
     } else {
-        println!("total JIT compile time {:.2} ms", total_compile * 1e3);
+        println!(
+            "total JIT compile time {:.2} ms ({} thread(s))",
+            total_compile * 1e3,
+            brainlift::runtime::num_threads()
+        );
     }
     Ok(())
 }

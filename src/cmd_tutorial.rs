@@ -176,6 +176,7 @@ pub fn run(args: TutorialArgs) -> CliResult {
     }
     let total = t0.elapsed().as_secs_f64();
     obj.insert("backend".into(), json!(backend.name()));
+    obj.insert("threads".into(), json!(brainlift::runtime::num_threads()));
     obj.insert("out".into(), json!(args.out));
     obj.insert("total_s".into(), json!(total));
     if args.json {
@@ -193,8 +194,9 @@ pub fn run(args: TutorialArgs) -> CliResult {
             );
         }
         println!(
-            "total {total:.2} s on the {} backend; plots in {}",
+            "total {total:.2} s on the {} backend ({} thread(s)); plots in {}",
             backend.name(),
+            brainlift::runtime::num_threads(),
             args.out.display()
         );
     }
