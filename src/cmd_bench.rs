@@ -233,6 +233,32 @@ fn realistic_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
     inputs
 }
 
+/// One epoch of the tutorial's BPTT training as `Bptt::fit` runs it (100 batches of 128 × 25:
+/// data generation, state reset, the compiled train step, loss read-back) on the JIT: the
+/// first epoch (it includes tracing and compiling) and the median of the following ones
+/// (at least 3, until `budget`). The interpreter would take minutes per epoch; it is not run.
+fn bptt_epoch(budget: Duration) -> CliResult<(f64, f64)> {
+    use brainlift::train::Bptt;
+    use brainlift::tutorial::rnn::{
+        TutorialRnn, build_inputs_and_targets, tutorial_loss, tutorial_optimizer,
+    };
+    brainlift::random::seed(0);
+    let model = TutorialRnn::new(1, 100).map_err(|e| e.to_string())?;
+    let mut trainer = Bptt::new(model, tutorial_loss(2e-4), tutorial_optimizer(false))
+        .backend(Backend::Jit)
+        .verbose(false)
+        .progress_bar(false);
+    let data = || (0..100).map(|_| build_inputs_and_targets(128, 25, 0.04).expect("valid sizes"));
+    let start = Instant::now();
+    let mut epochs = 0;
+    while epochs < 4 || (start.elapsed() < budget && epochs < 1000) {
+        trainer.fit(data, 1).map_err(|e| e.to_string())?;
+        epochs += 1;
+    }
+    let secs = trainer.epoch_seconds();
+    Ok((secs[0], median(secs[1..].to_vec())))
+}
+
 pub fn run(args: BenchArgs) -> CliResult {
     let builders: Vec<(&str, Builder)> = vec![
         ("elementwise", elementwise),
@@ -241,6 +267,11 @@ pub fn run(args: BenchArgs) -> CliResult {
         ("bptt_step", bptt_step),
         ("snn_step", snn_step),
     ];
+    let names: Vec<&str> = builders
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["bptt_epoch"])
+        .collect();
     if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
         return Err(format!(
             "--seconds must be in (0, 3600], got {}",
@@ -248,15 +279,11 @@ pub fn run(args: BenchArgs) -> CliResult {
         ));
     }
     if let Some(o) = &args.only
-        && !builders.iter().any(|(n, _)| n.contains(o.as_str()))
+        && !names.iter().any(|n| n.contains(o.as_str()))
     {
         return Err(format!(
             "--only {o}: no workload matches; workloads: {}",
-            builders
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            names.join(", ")
         ));
     }
     let budget = Duration::from_secs_f64(args.seconds.max(0.05));
@@ -336,6 +363,25 @@ pub fn run(args: BenchArgs) -> CliResult {
             row["jit_over_baseline"] = json!(jit_s / s);
         }
         rows.push(row);
+    }
+    if args.only.as_deref().is_none_or(|o| "bptt_epoch".contains(o)) {
+        let (first, steady) = bptt_epoch(budget)?;
+        if !args.json {
+            println!(
+                "{:<12} one epoch of the tutorial's BPTT training (100 batches of 128 x 25 incl. data), JIT only",
+                "bptt_epoch"
+            );
+            println!(
+                "             first {:>9.1} ms (includes tracing and compiling)   steady {:>9.1} ms",
+                first * 1e3,
+                steady * 1e3
+            );
+        }
+        rows.push(json!({
+            "name": "bptt_epoch",
+            "jit_s": steady,
+            "first_s": first,
+        }));
     }
     if args.json {
         println!(

@@ -1,22 +1,26 @@
-//! A packing-free f64 GEMM for short contractions (`k <= MAX_K`) with a row-contiguous rhs:
-//! the per-time-step products of a recurrent net (`h[B,H] · W[H,H]`), where the general
-//! `gemm` crate spends a tenth of its time packing operands that already sit in cache.
+//! A packing-free f64 GEMM with a row-contiguous rhs, for the shapes of recurrent training:
+//! the per-time-step products `h[B,H] · W[H,H]` and the weight gradients `H^T · dZ` summed
+//! over time × batch, where the general `gemm` crate spends a tenth or more of its time
+//! packing operands that already sit in cache.
 //!
 //! `C[m×n] = A[m×k] · B[k×n]`: `A` is read through any strides (one broadcast per element),
-//! `B` row by row (unit column stride, any row stride), `C` is row-major. The register tile is
-//! 6 rows × 8 columns (12 AVX2 accumulators); edge tiles use fewer rows and masked loads and
-//! stores for the last columns, so nothing outside the operands is touched. Loop order: for
-//! each 8-column panel of `B` (k × 64 bytes, in L1), every 6-row block of `A`.
+//! `B` row by row (unit column stride, any row stride), `C` is row-major. The contraction is
+//! cut into blocks of [`KC`]; within a block, for each 8-column panel of `B` (`KC` × 64 bytes,
+//! in L1), every 6-row block of `A` (12 AVX2 accumulators). Edge tiles use fewer rows and
+//! masked loads and stores for the last columns, so nothing outside the operands is touched.
 //!
 //! Every output element is `fma(a[i,k-1], b[k-1,j], … fma(a[i,0], b[0,j], 0))`: the reference
-//! summation order with one rounding per term, independent of the tile an element falls in
-//! (so splitting the rows over threads changes nothing).
+//! summation order with one rounding per term — a later contraction block resumes the chain
+//! from the stored partial — independent of the tile an element falls in (so splitting the
+//! rows over threads changes nothing).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Longest contraction this kernel takes (one pass over `k`, no blocking).
-pub(crate) const MAX_K: usize = 512;
+/// Contraction block length (measured best here among 64..256 for 100×100×3200).
+const KC: usize = 128;
+/// Most lhs rows this kernel takes (one contraction block of `A` stays in L2).
+pub(crate) const MAX_M: usize = 512;
 
 /// Whether [`gemm_nn`] runs on this CPU (AVX2 and FMA).
 pub(crate) fn available() -> bool {
@@ -43,30 +47,37 @@ pub(crate) unsafe fn gemm_nn(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded from the caller (features checked by `available`).
     unsafe {
-        let g = Geom {
-            k,
-            a_rs,
-            a_cs,
-            b_rs,
-            ldc: n as isize,
-        };
-        let mut j = 0;
-        while j < n {
-            let cols = (n - j).min(8);
-            let mut i = 0;
-            while i + 6 <= m {
-                tile_rows::<6>(&g, a, b, c, i, j, cols);
-                i += 6;
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let g = Geom {
+                k: kc,
+                a_rs,
+                a_cs,
+                b_rs,
+                ldc: n as isize,
+                resume: k0 > 0,
+            };
+            let (a, b) = (a.offset(k0 as isize * a_cs), b.offset(k0 as isize * b_rs));
+            let mut j = 0;
+            while j < n {
+                let cols = (n - j).min(8);
+                let mut i = 0;
+                while i + 6 <= m {
+                    tile_rows::<6>(&g, a, b, c, i, j, cols);
+                    i += 6;
+                }
+                match m - i {
+                    1 => tile_rows::<1>(&g, a, b, c, i, j, cols),
+                    2 => tile_rows::<2>(&g, a, b, c, i, j, cols),
+                    3 => tile_rows::<3>(&g, a, b, c, i, j, cols),
+                    4 => tile_rows::<4>(&g, a, b, c, i, j, cols),
+                    5 => tile_rows::<5>(&g, a, b, c, i, j, cols),
+                    _ => {}
+                }
+                j += 8;
             }
-            match m - i {
-                1 => tile_rows::<1>(&g, a, b, c, i, j, cols),
-                2 => tile_rows::<2>(&g, a, b, c, i, j, cols),
-                3 => tile_rows::<3>(&g, a, b, c, i, j, cols),
-                4 => tile_rows::<4>(&g, a, b, c, i, j, cols),
-                5 => tile_rows::<5>(&g, a, b, c, i, j, cols),
-                _ => {}
-            }
-            j += 8;
+            k0 += kc;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -78,11 +89,14 @@ pub(crate) unsafe fn gemm_nn(
 
 #[cfg(target_arch = "x86_64")]
 struct Geom {
+    /// Length of this contraction block.
     k: usize,
     a_rs: isize,
     a_cs: isize,
     b_rs: isize,
     ldc: isize,
+    /// Start the accumulators from `C` (a later contraction block) instead of zero.
+    resume: bool,
 }
 
 /// The tile at rows `i..i+R`, columns `j..j+cols` (`cols <= 8`).
@@ -139,6 +153,17 @@ unsafe fn tile<const R: usize, const MASKED: bool>(
     // SAFETY: see `tile_rows`.
     unsafe {
         let mut acc = [[_mm256_setzero_pd(); 2]; R];
+        if g.resume {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let cp = c.offset(r as isize * g.ldc);
+                row[0] = _mm256_loadu_pd(cp);
+                row[1] = if MASKED {
+                    _mm256_maskload_pd(cp.add(4), mask)
+                } else {
+                    _mm256_loadu_pd(cp.add(4))
+                };
+            }
+        }
         let mut ap = a;
         let mut bp = b;
         for _ in 0..g.k {
@@ -181,6 +206,11 @@ unsafe fn tile1<const R: usize>(
     // SAFETY: see `tile_rows`.
     unsafe {
         let mut acc = [_mm256_setzero_pd(); R];
+        if g.resume {
+            for (r, x) in acc.iter_mut().enumerate() {
+                *x = _mm256_maskload_pd(c.offset(r as isize * g.ldc), mask);
+            }
+        }
         let mut ap = a;
         let mut bp = b;
         for _ in 0..g.k {
@@ -240,6 +270,8 @@ mod tests {
             (128, 100, 100),
             (64, 100, 100),
             (3, 20, 512),
+            (100, 100, 3200),
+            (9, 5, 300),
         ] {
             for tl in [false, true] {
                 let a: Vec<f64> = (0..m * k)

@@ -110,7 +110,7 @@ impl MatmulDesc {
         if threads < 2 || !big || self.batch != 1 || self.dtype != DType::F64 {
             return self;
         }
-        if self.k >= 4 * self.m.max(self.n) {
+        if self.k >= 4 * self.m.max(self.n) && std::env::var_os("TMP_NO_KSPLIT").is_none() {
             self.blocks = threads.min(self.k / PARALLEL_MIN_K).max(1);
             self.split_k = self.blocks > 1;
         } else {
@@ -333,7 +333,7 @@ unsafe fn gemm_f64(
 
 /// The product for `rows` output rows and a contraction range of length `k` (> 0), starting
 /// at `a` (lhs), `b` (rhs) and `o` (output rows): the packing-free kernel
-/// ([`super::gemm`]) for short contractions over a row-contiguous rhs, else the `gemm` crate.
+/// ([`super::gemm`]) for a row-contiguous rhs and at most `MAX_M` rows, else the `gemm` crate.
 unsafe fn gemm_part(
     d: &MatmulDesc,
     rows: usize,
@@ -344,7 +344,7 @@ unsafe fn gemm_part(
 ) {
     // SAFETY: the caller passes buffers holding these rows and this contraction range.
     unsafe {
-        if d.b_cs == 1 && k <= super::gemm::MAX_K && super::gemm::available() {
+        if d.b_cs == 1 && rows <= super::gemm::MAX_M && super::gemm::available() {
             super::gemm::gemm_nn(rows, d.n, k, a, d.a_rs, d.a_cs, b, d.b_rs, o);
             return;
         }
