@@ -364,7 +364,11 @@ pub fn run(args: BenchArgs) -> CliResult {
         }
         rows.push(row);
     }
-    if args.only.as_deref().is_none_or(|o| "bptt_epoch".contains(o)) {
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|o| "bptt_epoch".contains(o))
+    {
         let (first, steady) = bptt_epoch(budget)?;
         if !args.json {
             println!(

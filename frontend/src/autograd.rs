@@ -342,6 +342,8 @@ impl TrainStep {
 
     /// Runs one step on `data`: updates `model`'s trainable variables and `opt`'s moments in
     /// place, advances the optimiser's counters, and returns the loss (before the update).
+    /// When the loss is not finite nothing is updated (variables and counters stay as they
+    /// were) and the loss is returned for the caller to report.
     pub fn step(
         &mut self,
         model: &mut dyn VarOwner,
@@ -356,12 +358,28 @@ impl TrainStep {
         }
         let mut all = data.to_vec();
         all.extend(opt.next_hyper().into_iter().map(Array::scalar_f64));
+        // A non-finite loss leaves every variable (parameters, optimiser state) and the
+        // optimiser's update count as they were.
+        let finite = |outs: &[Array]| {
+            outs.first()
+                .and_then(|l| l.item())
+                .is_some_and(f64::is_finite)
+        };
         let outs = self
             .bound
-            .run_with(&mut [model, opt as &mut dyn VarOwner], &all)?;
-        outs.first()
-            .and_then(|l| l.item())
-            .ok_or_else(|| Error::invalid("TrainStep::step", "no loss output"))
+            .run_with_if(&mut [model, opt as &mut dyn VarOwner], &all, finite);
+        let loss = match outs {
+            Ok(o) => o.first().and_then(|l| l.item()),
+            Err(e) => {
+                opt.rewind_update();
+                return Err(e);
+            }
+        };
+        let loss = loss.ok_or_else(|| Error::invalid("TrainStep::step", "no loss output"))?;
+        if !loss.is_finite() {
+            opt.rewind_update();
+        }
+        Ok(loss)
     }
 
     /// The compiled function (inputs: variables, data, `hyper.*`; outputs: loss, new values).

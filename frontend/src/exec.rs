@@ -69,6 +69,19 @@ impl Bound {
         owners: &mut [&mut dyn VarOwner],
         data: &[Array],
     ) -> Result<Vec<Array>> {
+        self.run_with_if(owners, data, |_| true)
+    }
+
+    /// Like [`Bound::run_with`], but the new variable values are written back only when
+    /// `accept` holds for the outputs that are not written back (e.g. "the loss is finite",
+    /// so a diverging step leaves the parameters as they were); those outputs are returned
+    /// either way.
+    pub fn run_with_if(
+        &mut self,
+        owners: &mut [&mut dyn VarOwner],
+        data: &[Array],
+        accept: impl FnOnce(&[Array]) -> bool,
+    ) -> Result<Vec<Array>> {
         let f = self.exe.function();
         if data.len() != self.binding.data_inputs.len() {
             return Err(Error::invalid(
@@ -137,6 +150,9 @@ impl Bound {
                 }
                 None => rest.push(o),
             }
+        }
+        if !accept(&rest) {
+            return Ok(rest);
         }
         let mut err = None;
         for o in owners.iter_mut() {

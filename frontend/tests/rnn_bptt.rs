@@ -496,3 +496,47 @@ fn jit_and_interpreter_agree_on_the_first_epochs() {
         assert!((a - b).abs() <= 1e-9 * b.abs(), "interp {i:?} vs jit {j:?}");
     }
 }
+
+/// A diverging run (learning rate 1e150: the second step's loss overflows) stops with the
+/// epoch and batch named, and the failing step changes nothing: the parameters are the
+/// finite ones after the last good step, and the optimiser counted only the applied updates.
+#[test]
+fn a_non_finite_loss_leaves_the_model_as_it_was() {
+    use brainlift::optim::Sgd;
+    random::seed(9);
+    let model = TutorialRnn::new(1, 8).unwrap();
+    let mut tr = Bptt::new(model, tutorial_loss as LossFn, Sgd::new(1e150))
+        .backend(Backend::Interp)
+        .verbose(false);
+    let data = batches(6, 4, 5);
+    let mut good = None;
+    let mut applied = 0;
+    // Find the first failing batch by training one batch at a time.
+    for (b, batch) in data.iter().enumerate() {
+        let before: Vec<Vec<f64>> = train_vars(&tr.model)
+            .iter()
+            .map(|(_, v)| v.value().to_f64_vec())
+            .collect();
+        match tr.fit(vec![batch.clone()], 1) {
+            Ok(_) => applied += 1,
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("epoch") && msg.contains("batch 0") && msg.contains("not applied"),
+                    "{msg}"
+                );
+                good = Some((b, before));
+                break;
+            }
+        }
+    }
+    let (b, before) = good.expect("a learning rate of 1e150 diverges within 6 steps");
+    assert!(b >= 1, "the first step has a finite loss");
+    let after: Vec<Vec<f64>> = train_vars(&tr.model)
+        .iter()
+        .map(|(_, v)| v.value().to_f64_vec())
+        .collect();
+    assert_eq!(after, before, "the failing step changed the parameters");
+    assert!(after.iter().flatten().all(|x| x.is_finite()));
+    assert_eq!(tr.optimizer().num_updates(), applied);
+}

@@ -161,6 +161,10 @@ impl Optimizer for Adam {
         self.updates
     }
 
+    fn rewind_update(&mut self) {
+        self.updates = self.updates.saturating_sub(1);
+    }
+
     fn clip_norm(&self) -> Option<f64> {
         self.clip_norm
     }

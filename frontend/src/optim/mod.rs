@@ -109,6 +109,10 @@ pub trait Optimizer: VarOwner {
     /// Number of updates done so far.
     fn num_updates(&self) -> u64;
 
+    /// Takes back the last [`Optimizer::next_hyper`] (its update was not applied, e.g. the
+    /// loss was not finite), so the counters match the updates actually made.
+    fn rewind_update(&mut self);
+
     /// Maximum global gradient norm, if gradients are clipped before the update.
     fn clip_norm(&self) -> Option<f64>;
 

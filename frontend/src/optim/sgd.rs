@@ -83,6 +83,10 @@ impl Optimizer for Sgd {
         self.updates
     }
 
+    fn rewind_update(&mut self) {
+        self.updates = self.updates.saturating_sub(1);
+    }
+
     fn clip_norm(&self) -> Option<f64> {
         self.clip_norm
     }

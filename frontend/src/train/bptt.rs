@@ -188,8 +188,8 @@ where
     ///
     /// Errors: zero epochs; an epoch with no batches; inputs that are not float `(B, T, F)`;
     /// targets whose batch or time axis differ from the inputs' (or that the loss rejects); a
-    /// non-finite loss (names the epoch and the batch; parameters of that step are already
-    /// updated).
+    /// non-finite loss (names the epoch and the batch; that step's update is not applied, so
+    /// the model keeps the last finite-loss parameters).
     pub fn fit<D: TrainData>(&mut self, mut train_data: D, num_epoch: usize) -> Result<Vec<f64>> {
         if num_epoch == 0 {
             return Err(Error::invalid(
@@ -222,7 +222,9 @@ where
                     }
                     return Err(Error::invalid(
                         "Bptt::fit",
-                        format!("the loss is {loss} at epoch {e}, batch {b}; training stopped"),
+                        format!(
+                            "the loss is {loss} at epoch {e}, batch {b}; training stopped (that step's update was not applied)"
+                        ),
                     ));
                 }
                 losses.push(loss);
