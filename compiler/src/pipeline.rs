@@ -16,8 +16,9 @@
 //!    (`scan_hoist`) and `k = 1` matmuls become elementwise outer products
 //!    (`outer_product`; the JIT then contracts them with an add into an `fma`); transposed
 //!    loop-invariant matmul operands are transposed once before their scan
-//!    (`hoist_transpose`, exact); then `algebra` and `dce` (which also drops the scan
-//!    operands nobody reads any more).
+//!    (`hoist_transpose`, exact); broadcast loop invariants enter their scan unbroadcast
+//!    (`sink_broadcast`, exact: the kernel reads the row); then `algebra` and `dce` (which
+//!    also drops the scan operands nobody reads any more).
 //!
 //! After every pass the result is checked with [`brainlift_ir::verify()`] (always in debug
 //! builds; in release builds when [`PipelineConfig::verify`] is set); a failure is reported as
@@ -28,7 +29,7 @@ use crate::ad::{self, AdError};
 use crate::passes::{
     algebra::algebra, cse::cse, dce::dce, fold::fold, hoist_transpose::hoist_transpose,
     inline_custom_vjp::inline_custom_vjp, outer_product::outer_product, scan_hoist::scan_hoist,
-    scan_residuals::scan_residuals, unroll::unroll,
+    scan_residuals::scan_residuals, sink_broadcast::sink_broadcast, unroll::unroll,
 };
 use brainlift_ir::{Function, IrError, verify};
 use std::fmt::Write;
@@ -333,6 +334,7 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
             cur = r.run("outer_product", &cur, outer_product)?;
         }
         cur = r.run("hoist_transpose", &cur, hoist_transpose)?;
+        cur = r.run("sink_broadcast", &cur, sink_broadcast)?;
         // `acc_init + ..` with a zero initial accumulator: drop the add.
         cur = r.run("algebra", &cur, |f| algebra(f, false))?;
         cur = r.run("dce", &cur, dce)?;

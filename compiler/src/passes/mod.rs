@@ -14,6 +14,7 @@ pub mod outer_product;
 pub mod row_split;
 pub mod scan_hoist;
 pub mod scan_residuals;
+pub mod sink_broadcast;
 pub mod unroll;
 
 use brainlift_ir::{Function, IrError};
