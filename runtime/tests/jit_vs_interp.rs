@@ -332,6 +332,58 @@ fn matmul_shapes_transposes_dtypes() {
     }
 }
 
+/// Narrow f64 products (every width up to 17, row counts around the kernels' row groups,
+/// transposed operands, batches) run as plain loops in the interpreter's summation order:
+/// bit for bit equal to it, special values included.
+#[test]
+fn narrow_matmuls_are_bit_exact() {
+    for n in 1..=17 {
+        for (m, k) in [(1, 3), (7, 10), (9, 1), (33, 4), (17, 0)] {
+            for (tl, tr) in [(false, false), (true, false), (false, true), (true, true)] {
+                for batch in [vec![], vec![2]] {
+                    let dims = |a: usize, b: usize| {
+                        let mut d = batch.clone();
+                        d.extend([a, b]);
+                        d
+                    };
+                    let a = if tl { dims(k, m) } else { dims(m, k) };
+                    let b = if tr { dims(n, k) } else { dims(k, n) };
+                    let f = one_op(
+                        &format!("narrow_{m}x{k}x{n}_{tl}_{tr}_{batch:?}"),
+                        Op::Matmul {
+                            transpose_lhs: tl,
+                            transpose_rhs: tr,
+                        },
+                        &[tt(DType::F64, &a), tt(DType::F64, &b)],
+                    );
+                    for (seed, special) in [(1, true), (2, false)] {
+                        let inputs = inputs_for(&f, seed, special);
+                        let want = interpret(&f, &inputs).unwrap();
+                        let got = JitExecutable::compile(&f).unwrap().run(&inputs).unwrap();
+                        compare(&f.name, &got, &want, true, 0.0);
+                    }
+                }
+            }
+        }
+    }
+    // Wider row counts with up to 3 columns stay on the plain loops up to 2^14 products.
+    for (m, k, n) in [(512, 8, 2), (1023, 5, 3), (2047, 8, 1)] {
+        let f = one_op(
+            &format!("narrow_{m}x{k}x{n}"),
+            Op::Matmul {
+                transpose_lhs: false,
+                transpose_rhs: false,
+            },
+            &[tt(DType::F64, &[m, k]), tt(DType::F64, &[k, n])],
+        );
+        let inputs = inputs_for(&f, 3, true);
+        let want = interpret(&f, &inputs).unwrap();
+        let got = JitExecutable::compile(&f).unwrap().run(&inputs).unwrap();
+        let exact = n > 1; // n == 1 is a matrix-vector product (dot products)
+        compare(&f.name, &got, &want, exact, 1e-12);
+    }
+}
+
 /// Bool spikes with about `density` ones (deterministic).
 fn spike_values(n: usize, seed: u64, density: f64) -> Vec<f64> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -138,10 +138,32 @@ const PARALLEL_MIN_ROWS: usize = 16;
 const SMALL_MNK: usize = 4096;
 /// See [`SMALL_MNK`].
 const SMALL_K: usize = 4;
+/// Products with at most [`NARROW_N`] output columns and this many multiply-adds run as
+/// plain loops too (`gemm` is slow for such narrow outputs).
+const NARROW_MNK: usize = 1 << 14;
+/// See [`NARROW_MNK`].
+const NARROW_N: usize = 3;
+/// The widest output row [`small_f64`] keeps in registers.
+const NARROW_MAX_N: usize = 16;
 
 /// `out[i, :] = sum_kk a[i, kk] * b[kk, :]`, accumulating in increasing `kk` (row by row).
 unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
     let (m, n, k) = (d.m, d.n, d.k);
+    // Narrow products (a spiking layer's 10 -> 2 readout, its transposed cotangent) with the
+    // row in registers: the same operations in the same order, without a loop over `n`.
+    // (width, rows computed together): about 8 SSE registers of accumulators.
+    macro_rules! narrow {
+        ($(($w:literal, $r:literal))*) => {
+            match n {
+                $($w => return unsafe { small_narrow_f64::<$w, $r>(d, a, b, out) },)*
+                _ => {}
+            }
+        };
+    }
+    narrow!((1, 8)(2, 8)(3, 4)(4, 4)(5, 2)(6, 2)(7, 2)(8, 2)(9, 1)(
+        10, 1
+    )(11, 1)(12, 1)(13, 1)(14, 1)(15, 1)(16, 1));
+    const _: () = assert!(NARROW_MAX_N == 16);
     // SAFETY: offsets follow the operand strides within their buffers.
     unsafe {
         for bt in 0..d.batch {
@@ -164,6 +186,65 @@ unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64)
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// [`small_f64`] for `n == N`: output rows accumulated in `N` locals each, `R` rows at a
+/// time (independent dependency chains; each element still sums its terms in increasing
+/// `kk`, starting from 0.0).
+unsafe fn small_narrow_f64<const N: usize, const R: usize>(
+    d: &MatmulDesc,
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+) {
+    // `R` rows from row `i`: out[i + r, :] = sum_kk a[i + r, kk] * b[kk, :].
+    #[inline(always)]
+    unsafe fn rows<const N: usize, const R: usize>(
+        d: &MatmulDesc,
+        a: *const f64,
+        b: *const f64,
+        o: *mut f64,
+        i: usize,
+    ) {
+        // SAFETY: rows i..i+R of the lhs and the output, every row of the rhs (`d.n == N`).
+        unsafe {
+            let mut acc = [[0.0f64; N]; R];
+            for kk in 0..d.k {
+                let bp = b.offset(kk as isize * d.b_rs);
+                let mut br = [0.0f64; N];
+                if d.b_cs == 1 {
+                    br = *(bp as *const [f64; N]);
+                } else {
+                    for (j, y) in br.iter_mut().enumerate() {
+                        *y = *bp.offset(j as isize * d.b_cs);
+                    }
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = *a.offset((i + r) as isize * d.a_rs + kk as isize * d.a_cs);
+                    for (s, y) in row.iter_mut().zip(&br) {
+                        *s += x * y;
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                std::ptr::copy_nonoverlapping(row.as_ptr(), o.add((i + r) * N), N);
+            }
+        }
+    }
+    // SAFETY: offsets follow the operand strides within their buffers.
+    unsafe {
+        for bt in 0..d.batch {
+            let (a, b) = (a.add(bt * d.a_batch), b.add(bt * d.b_batch));
+            let o = out.add(bt * d.m * N);
+            let full = d.m - d.m % R;
+            for i in (0..full).step_by(R) {
+                rows::<N, R>(d, a, b, o, i);
+            }
+            for i in full..d.m {
+                rows::<N, 1>(d, a, b, o, i);
             }
         }
     }
@@ -303,6 +384,11 @@ unsafe fn dense_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64)
     }
     // SAFETY: same buffers.
     if k > 0 && unsafe { thin_f64(d, a, b, out) } {
+        return;
+    }
+    if n <= NARROW_N && m * n * k <= NARROW_MNK {
+        // SAFETY: same buffers.
+        unsafe { small_f64(d, a, b, out) };
         return;
     }
     if d.blocks > 1 && k > 0 {
