@@ -213,7 +213,7 @@ fn snn_step() -> CliResult<Workload> {
     }
     Ok(Workload {
         name: "snn_step",
-        about: "one training step of the tutorial spiking net (256 samples, 100 steps, 100->10->2, Poisson 10 Hz)",
+        about: "one training step of the tutorial spiking net (256 samples, 100 steps, 100->10->2, Poisson 10 Hz bool spikes)",
         f,
         inputs,
         baseline: None,

@@ -113,3 +113,44 @@ fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
         );
     }
 }
+
+/// The tutorial SNN train step takes its input spikes as `bool` and both products that read
+/// them are bool-lhs matmuls on the spikes themselves: `x_t @ W` in the forward scan and the
+/// hoisted weight gradient `X^T dI` over the merged `[T*B]` axis. Nothing casts or copies the
+/// spikes to f64.
+#[test]
+fn snn_train_step_multiplies_the_bool_spikes_directly() {
+    use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
+    use brainlift::ir::{DType, Op};
+    let f = brainlift::builtins::builtin("snn").unwrap();
+    let xs = f.params.iter().find(|p| p.name == "xs").unwrap();
+    assert_eq!(xs.ty.to_string(), "bool[100,256,100]");
+    let cfg = PipelineConfig {
+        lower: Some(Lowering { reassociate: true }),
+        ..Default::default()
+    };
+    let lowered = run_pipeline(&f, &cfg).unwrap().output().clone();
+    let text = lowered.to_string();
+    assert!(
+        !text.contains("cast %xs") && !text.contains("f64[100,256,100]"),
+        "{text}"
+    );
+    assert!(!text.contains("f64[25600,100]"), "{text}");
+    let bool_mm = |g: &brainlift::ir::Function| {
+        g.insts
+            .iter()
+            .filter(|i| matches!(i.op, Op::Matmul { .. }) && g.ty(i.args[0]).dtype == DType::Bool)
+            .map(|i| g.ty(i.args[0]).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bool_mm(&lowered), ["bool[25600,100]"], "{text}");
+    let forward = lowered
+        .insts
+        .iter()
+        .find_map(|i| match &i.op {
+            Op::Scan(s) if !s.reverse => Some(s.body.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(bool_mm(&forward), ["bool[256,100]"]);
+}

@@ -261,6 +261,67 @@ fn matmul_all_transpose_flags_and_batch() {
     }
 }
 
+/// Spikes into weights: a `bool` lhs (0/1, not differentiable) times a float rhs, every
+/// transpose layout and a batched product, w.r.t. the rhs against finite differences. The
+/// rhs cotangent is again a bool-lhs product (no cast of the spikes anywhere), and asking
+/// for the spikes' gradient is an error.
+#[test]
+fn matmul_bool_lhs_wrt_the_float_rhs() {
+    let spikes = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let v: Vec<bool> = (0..n).map(|i| (i * 7 + 3) % 5 < 2).collect();
+        Tensor::from_bool(shape.to_vec(), &v).unwrap()
+    };
+    for batch in [vec![], vec![3]] {
+        for (tl, tr) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (m, k, n) = (4, 5, 3);
+            let dims = |a: usize, b: usize| {
+                let mut d = batch.clone();
+                d.extend([a, b]);
+                d
+            };
+            let a_shape = if tl { dims(k, m) } else { dims(m, k) };
+            let b_shape = if tr { dims(n, k) } else { dims(k, n) };
+            let mut b = FunctionBuilder::new("spike_mm");
+            let s = b.param("s", TensorType::new(DType::Bool, a_shape.clone()));
+            let w = b.param("w", f64t(&b_shape));
+            let p = b.matmul(s, w, tl, tr).unwrap();
+            let y = b.unary(UnaryOp::Tanh, p).unwrap();
+            let l = weighted_sum(&mut b, y);
+            let f = finish(b, l);
+            let inputs = [spikes(&a_shape), tensor(5, &b_shape, -1.0, 1.0)];
+            assert_grad(&f, &[1], &inputs, TOL);
+            let g = grad(&f, &[1]).unwrap();
+            assert!(
+                g.insts.iter().all(|i| !matches!(i.op, Op::Cast(_))),
+                "tl={tl} tr={tr}: {g}"
+            );
+            let bool_products = g
+                .insts
+                .iter()
+                .filter(|i| {
+                    matches!(i.op, Op::Matmul { .. }) && g.ty(i.args[0]).dtype == DType::Bool
+                })
+                .count();
+            assert_eq!(bool_products, 2, "forward and rhs cotangent: {g}");
+            // The gradient runs alike on the JIT (event-driven bool path).
+            let want = interpret(&g, &inputs).unwrap();
+            let got = brainlift_runtime::compile(&g, brainlift_runtime::Backend::Jit)
+                .unwrap()
+                .run(&inputs)
+                .unwrap();
+            for (a, b) in want[0].to_f64_vec().iter().zip(got[0].to_f64_vec()) {
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{a} vs {b}");
+            }
+            let e = grad(&f, &[0]).unwrap_err();
+            assert!(
+                matches!(&e, AdError::NonFloatWrt { name, .. } if name == "s"),
+                "{e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn select_and_compare() {
     let mut b = FunctionBuilder::new("select");

@@ -58,7 +58,7 @@ pub fn builtins() -> Vec<Builtin> {
         },
         Builtin {
             name: "snn-loss",
-            about: "the tutorial spiking net 100->10->2 over 20 steps, cross-entropy of the max-over-time output (scalar)",
+            about: "the tutorial spiking net 100->10->2 over 20 steps (bool input spikes), cross-entropy of the max-over-time output (scalar)",
             build: snn_loss,
         },
         Builtin {
@@ -73,7 +73,7 @@ pub fn builtins() -> Vec<Builtin> {
         },
         Builtin {
             name: "snn",
-            about: "tutorial part 3: one training step of the spiking net (256 samples, 100 steps, 100->10->2, Adam)",
+            about: "tutorial part 3: one training step of the spiking net (256 samples, 100 steps, bool input spikes, 100->10->2, Adam)",
             build: snn,
         },
     ]
@@ -169,7 +169,7 @@ fn rnn_loss() -> Result<Function> {
 fn snn_loss() -> Result<Function> {
     Ok(trace("snn_loss", |tr: &Tracer| {
         let (b, t) = (8, 20);
-        let xs = tr.input("spikes", f64t(&[t, b, 100]));
+        let xs = tr.input("spikes", TensorType::new(DType::Bool, [t, b, 100]));
         let labels = tr.input("labels", TensorType::new(DType::I32, [b]));
         let w1 = tr.input("W1", f64t(&[100, 10]));
         let b1 = tr.input("b1", f64t(&[10]));
@@ -220,7 +220,7 @@ fn snn() -> Result<Function> {
     let step = crate::tutorial::snn::snn_train_step(
         &net,
         &mut opt,
-        &f64t(&[100, 256, 100]),
+        &TensorType::new(DType::Bool, [100, 256, 100]),
         &f64t(&[256]),
         brainlift_runtime::Backend::Interp,
     )?;

@@ -241,3 +241,47 @@ fn custom_trainer_from_for_loop_and_grad_matches_train_step() {
     }
     assert_ne!(fused[0], fused[2], "the parameters change");
 }
+
+/// The tutorial's spikes are bool (BrainPy: `bm.random.rand(..) < freq * dt`): the train step,
+/// the runner and the accuracy take them as they are, and float 0/1 trains (still accepted)
+/// give exactly the same losses, outputs and monitors, on both backends.
+#[test]
+fn bool_and_float_spike_trains_train_and_run_alike() {
+    use brainlift::optim::{Adam, BiasCorrection};
+    use brainlift::tutorial::snn::{max_over_time_accuracy, snn_train_step};
+    let (t, b, n_in) = (12, 6, 8);
+    random::seed(21);
+    let (x, y) = poisson_data(t, b, n_in, 300.0, 1.0).unwrap();
+    assert_eq!(x.ty(), &TensorType::new(DType::Bool, [t, b, n_in]));
+    let ones = x.to_f64_vec().iter().filter(|&&v| v == 1.0).count();
+    assert!(ones > 0 && ones < t * b * n_in / 2, "{ones} spikes");
+    brainlift::dyn_::check_spikes("snn input", &x).unwrap();
+    let xf = x.cast(DType::F64);
+    for backend in [Backend::Interp, Backend::Jit] {
+        let run = |xs: &Array| {
+            random::seed(5);
+            let mut net = SnnNet::new(n_in, 4, 2, 1.0, SpikeForward::Heaviside).unwrap();
+            net.reset_state(b);
+            let mut opt = Adam::new(4e-3).bias_correction(BiasCorrection::PerEpoch);
+            let mut step = snn_train_step(&net, &mut opt, xs.ty(), y.ty(), backend).unwrap();
+            let data = [xs.clone(), y.clone()];
+            let losses: Vec<f64> = (0..3)
+                .map(|_| step.step(&mut net, &mut opt, &data).unwrap())
+                .collect();
+            let mut runner = brainlift::runner::Runner::new(&mut net)
+                .backend(backend)
+                .monitor("r.spike", "r.spike");
+            let out = runner.run(xs, true).unwrap();
+            let acc = max_over_time_accuracy(&out.outputs, &y).unwrap();
+            let spikes = out.mon("r.spike").unwrap().clone();
+            (losses, out.outputs, spikes, acc)
+        };
+        let (lb, ob, sb, ab) = run(&x);
+        let (lf, of, sf, af) = run(&xf);
+        assert_eq!(lb, lf, "{backend:?}: losses");
+        assert_ne!(lb[0], lb[2], "{backend:?}: the parameters change");
+        assert_eq!(ob, of, "{backend:?}: runner outputs");
+        assert_eq!(sb, sf, "{backend:?}: monitored spikes");
+        assert_eq!(ab, af);
+    }
+}

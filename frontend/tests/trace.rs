@@ -91,3 +91,47 @@ fn names_become_identifiers_so_the_text_parses_back() {
     let text = brainlift::ir::print_function(&f);
     assert_eq!(brainlift::ir::parse_function(&text).unwrap(), f);
 }
+
+/// A bool lhs (spikes) times a float rhs is one matmul, no cast: rank 2, a rank-3 lhs (the
+/// leading axes merged by reshapes) and a vector; the result has the rhs dtype. A bool rhs
+/// is an error naming the types.
+#[test]
+fn bool_lhs_matmul_needs_no_cast() {
+    let bt = |d: &[usize]| TensorType::new(DType::Bool, d);
+    let f = trace("spikes", |tr| {
+        let s = tr.input("s", bt(&[4, 3]));
+        let s3 = tr.input("s3", bt(&[2, 4, 3]));
+        let v = tr.input("v", bt(&[3]));
+        let w = tr.input("w", f64t(&[3, 5]));
+        let w32 = tr.input("w32", TensorType::new(DType::F32, [3, 5]));
+        Ok(vec![
+            ("y".into(), s.matmul(&w)),
+            ("y3".into(), s3.matmul(&w)),
+            ("yv".into(), v.matmul(&w)),
+            ("y32".into(), s.matmul(&w32)),
+        ])
+    })
+    .unwrap();
+    verify(&f).unwrap();
+    assert!(f.insts.iter().all(|i| !matches!(i.op, Op::Cast(_))), "{f}");
+    let mm = f
+        .insts
+        .iter()
+        .filter(|i| matches!(i.op, Op::Matmul { .. }))
+        .count();
+    assert_eq!(mm, 4, "{f}");
+    let outs: Vec<String> = f
+        .outputs
+        .iter()
+        .map(|o| f.ty(o.value).to_string())
+        .collect();
+    assert_eq!(outs, ["f64[4,5]", "f64[2,4,5]", "f64[5]", "f32[4,5]"]);
+    let e = trace("bad", |tr| {
+        let w = tr.input("w", f64t(&[4, 3]));
+        let s = tr.input("s", bt(&[3, 5]));
+        Ok(vec![("y".into(), w.matmul(&s))])
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("matmul") && e.contains("bool[3,5]"), "{e}");
+}

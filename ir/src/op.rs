@@ -443,6 +443,11 @@ pub enum Op {
         axis: usize,
     },
     /// Batched matrix product over the last two axes, optionally transposing either side.
+    ///
+    /// Operands share a numeric dtype (`f32`, `f64`, `i32`; the result has it), or the lhs
+    /// is `bool` and the rhs a float: the lhs is read as 0.0/1.0 (a spike train or mask times
+    /// a weight matrix, without a cast) and the result has the rhs dtype. A `bool` lhs is not
+    /// differentiable; a `bool` rhs is not allowed.
     Matmul {
         /// Use the operand's last two axes transposed.
         transpose_lhs: bool,
@@ -791,9 +796,10 @@ impl Op {
             } => {
                 arity(2)?;
                 let (a, b) = (&args[0], &args[1]);
-                if a.dtype != b.dtype || !a.dtype.is_numeric() {
+                let bool_lhs = a.dtype == DType::Bool && b.dtype.is_float();
+                if !bool_lhs && (a.dtype != b.dtype || !a.dtype.is_numeric()) {
                     return fail(format!(
-                        "operands must share a numeric dtype, got {a} and {b}"
+                        "operands must share a numeric dtype (or be a bool lhs and a float rhs), got {a} and {b}"
                     ));
                 }
                 if a.rank() < 2 || a.rank() != b.rank() {
@@ -823,7 +829,7 @@ impl Op {
                 let mut dims = a.dims()[..r - 2].to_vec();
                 dims.push(m);
                 dims.push(n);
-                Ok(vec![TensorType::new(a.dtype, dims)])
+                Ok(vec![TensorType::new(b.dtype, dims)])
             }
             Op::Cumsum { axis, .. } => {
                 arity(1)?;

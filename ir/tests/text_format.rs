@@ -186,3 +186,54 @@ fn instructions_without_results_start_at_the_equals_sign() {
     assert!(f.insts[0].results.is_empty());
     assert_eq!(print_function(&f), src);
 }
+
+/// `matmul` takes a `bool` lhs with a float rhs (result: the rhs dtype); every other mix of
+/// dtypes is rejected, a `bool` rhs included.
+#[test]
+fn matmul_accepts_a_bool_lhs_with_a_float_rhs_only() {
+    let mm = |tl: bool, tr: bool| Op::Matmul {
+        transpose_lhs: tl,
+        transpose_rhs: tr,
+    };
+    let b = |d: &[usize]| t(DType::Bool, d);
+    for rhs in [DType::F64, DType::F32] {
+        let r = mm(false, false)
+            .infer(&[b(&[4, 3]), t(rhs, &[3, 5])])
+            .unwrap();
+        assert_eq!(r, vec![t(rhs, &[4, 5])]);
+        let r = mm(true, true)
+            .infer(&[b(&[3, 4]), t(rhs, &[5, 3])])
+            .unwrap();
+        assert_eq!(r, vec![t(rhs, &[4, 5])]);
+        let r = mm(false, false)
+            .infer(&[b(&[2, 4, 3]), t(rhs, &[2, 3, 5])])
+            .unwrap();
+        assert_eq!(r, vec![t(rhs, &[2, 4, 5])]);
+    }
+    for (l, r) in [
+        (DType::F64, DType::Bool),
+        (DType::Bool, DType::Bool),
+        (DType::Bool, DType::I32),
+        (DType::I32, DType::F64),
+        (DType::F32, DType::F64),
+    ] {
+        let e = mm(false, false)
+            .infer(&[t(l, &[4, 3]), t(r, &[3, 5])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bool lhs and a float rhs"), "{l} x {r}: {e}");
+    }
+    // Shapes are still checked.
+    assert!(
+        mm(false, false)
+            .infer(&[b(&[4, 3]), t(DType::F64, &[4, 5])])
+            .is_err()
+    );
+    // The text format states the types: a bool-lhs product parses and prints back.
+    let src = "func @f(%s: bool[4,3], %w: f32[3,5]) -> (y: f32[4,5]) {
+  %0: f32[4,5] = matmul %s, %w
+  return %0
+}
+";
+    assert_eq!(print_function(&parse_function(src).unwrap()), src);
+}

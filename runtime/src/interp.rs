@@ -25,6 +25,8 @@
 //!   [`ReduceOp::combine`], and round each *result element* once. In particular an `f32` sum is
 //!   not rounded after every addition. An empty reduction gives [`ReduceOp::init`] (0, -inf or
 //!   +inf) rounded to the element type (so `i32` `reduce_max` of nothing is `i32::MIN`).
+//!   A `matmul` with a `bool` lhs reads it as `0.0` / `1.0` (its value representation) and
+//!   accumulates exactly like a float lhs holding those values, in the rhs dtype.
 //! - **`i32`.** Computed in `i32`: `add`, `sub`, `mul`, `neg`, `abs`, sums, cumsums and matmul
 //!   wrap like Rust's `wrapping_*` ops; `div` truncates toward zero, division by zero gives 0 and
 //!   `i32::MIN / -1` wraps to `i32::MIN`; `max`, `min`, `sign` and comparisons are exact.
@@ -528,6 +530,7 @@ fn eval_matmul(
     let rhs = |bt: usize, kk: usize, j: usize| {
         b.data[bt * b0 * b1 + if tr { j * b1 + kk } else { kk * b1 + j }]
     };
+    // The result dtype is the rhs's (for a `bool` lhs, whose elements are already 0.0/1.0).
     let d = out.dtype;
     let mut data = Vec::with_capacity(batch * m * n);
     for bt in 0..batch {

@@ -65,6 +65,14 @@ impl Tensor {
         Tensor::new(TensorType::new(DType::F32, shape), TensorData::F32(values))
     }
 
+    /// A `bool` tensor from row-major values (stored as 0/1 bytes).
+    pub fn from_bool(shape: impl Into<Shape>, values: &[bool]) -> Result<Tensor, RuntimeError> {
+        Tensor::new(
+            TensorType::new(DType::Bool, shape),
+            TensorData::Bool(values.iter().map(|&x| x as u8).collect()),
+        )
+    }
+
     /// A scalar `f64`.
     pub fn scalar_f64(x: f64) -> Tensor {
         Tensor {

@@ -332,6 +332,164 @@ fn matmul_shapes_transposes_dtypes() {
     }
 }
 
+/// Narrow f64 products (every width up to 17, row counts around the kernels' row groups,
+/// transposed operands, batches) run as plain loops in the interpreter's summation order:
+/// bit for bit equal to it, special values included.
+#[test]
+fn narrow_matmuls_are_bit_exact() {
+    for n in 1..=17 {
+        for (m, k) in [(1, 3), (7, 10), (9, 1), (33, 4), (17, 0)] {
+            for (tl, tr) in [(false, false), (true, false), (false, true), (true, true)] {
+                for batch in [vec![], vec![2]] {
+                    let dims = |a: usize, b: usize| {
+                        let mut d = batch.clone();
+                        d.extend([a, b]);
+                        d
+                    };
+                    let a = if tl { dims(k, m) } else { dims(m, k) };
+                    let b = if tr { dims(n, k) } else { dims(k, n) };
+                    let f = one_op(
+                        &format!("narrow_{m}x{k}x{n}_{tl}_{tr}_{batch:?}"),
+                        Op::Matmul {
+                            transpose_lhs: tl,
+                            transpose_rhs: tr,
+                        },
+                        &[tt(DType::F64, &a), tt(DType::F64, &b)],
+                    );
+                    for (seed, special) in [(1, true), (2, false)] {
+                        let inputs = inputs_for(&f, seed, special);
+                        let want = interpret(&f, &inputs).unwrap();
+                        let got = JitExecutable::compile(&f).unwrap().run(&inputs).unwrap();
+                        compare(&f.name, &got, &want, true, 0.0);
+                    }
+                }
+            }
+        }
+    }
+    // Wider row counts with up to 3 columns stay on the plain loops up to 2^14 products.
+    for (m, k, n) in [(512, 8, 2), (1023, 5, 3), (2047, 8, 1)] {
+        let f = one_op(
+            &format!("narrow_{m}x{k}x{n}"),
+            Op::Matmul {
+                transpose_lhs: false,
+                transpose_rhs: false,
+            },
+            &[tt(DType::F64, &[m, k]), tt(DType::F64, &[k, n])],
+        );
+        let inputs = inputs_for(&f, 3, true);
+        let want = interpret(&f, &inputs).unwrap();
+        let got = JitExecutable::compile(&f).unwrap().run(&inputs).unwrap();
+        let exact = n > 1; // n == 1 is a matrix-vector product (dot products)
+        compare(&f.name, &got, &want, exact, 1e-12);
+    }
+}
+
+/// Bool spikes with about `density` ones (deterministic).
+fn spike_values(n: usize, seed: u64, density: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            (u < density) as u8 as f64
+        })
+        .collect()
+}
+
+/// A `bool` lhs times a float rhs: odd sizes, every transpose layout, batched, sparse (the
+/// event-driven path) and dense (converted to f64), f64 and f32 rhs, non-finite rhs values.
+#[test]
+fn matmul_bool_lhs_shapes_layouts_densities() {
+    let cases: Vec<(Vec<usize>, Vec<usize>, bool, bool)> = vec![
+        (vec![3, 4], vec![4, 5], false, false),
+        (vec![4, 3], vec![4, 5], true, false),
+        (vec![3, 4], vec![5, 4], false, true),
+        (vec![4, 3], vec![5, 4], true, true),
+        (vec![2, 3, 4], vec![2, 4, 17], false, false),
+        (vec![1, 1], vec![1, 1], false, false),
+        (vec![3, 0], vec![0, 5], false, false),
+        (vec![0, 4], vec![4, 5], false, false),
+        (vec![67, 33], vec![33, 9], false, false),
+        (vec![33, 67], vec![33, 9], true, false),
+        (vec![257, 101], vec![101, 10], false, false),
+        (vec![1031, 97], vec![1031, 3], true, false),
+        (vec![71, 131], vec![40, 131], false, true),
+        (vec![129, 71], vec![40, 129], true, true),
+    ];
+    for rhs_dt in [DType::F64, DType::F32] {
+        for (a, bdims, tl, tr) in &cases {
+            let f = one_op(
+                &format!("matmul_bool_{rhs_dt}_{a:?}_{bdims:?}_{tl}_{tr}"),
+                Op::Matmul {
+                    transpose_lhs: *tl,
+                    transpose_rhs: *tr,
+                },
+                &[tt(DType::Bool, a), tt(rhs_dt, bdims)],
+            );
+            assert_eq!(f.ty(f.outputs[0].value).dtype, rhs_dt);
+            let na: usize = a.iter().product();
+            for (density, special) in [(0.02, false), (0.5, false), (0.02, true), (0.0, false)] {
+                let lhs = spike_values(na, 7 + na as u64, density);
+                let inputs = [
+                    Tensor::from_f64_values(tt(DType::Bool, a), &lhs).unwrap(),
+                    Tensor::from_f64_values(
+                        tt(rhs_dt, bdims),
+                        &values(bdims.iter().product(), rhs_dt, 5, special),
+                    )
+                    .unwrap(),
+                ];
+                check_with(&f, &inputs, Tol::Rel(rel_for(rhs_dt)));
+            }
+        }
+    }
+}
+
+/// A bool lhs computed by a fused kernel (a comparison) and read by a matmul, and a bool
+/// scan input multiplied in the body: the bool operands are materialised like any other.
+#[test]
+fn matmul_bool_lhs_from_kernels_and_scans() {
+    // Thresholds giving a dense (~35%) and a sparse (< 10%) mask.
+    for threshold in [0.9, 2.95] {
+        let mut b = FunctionBuilder::new("mask_mm");
+        let x = b.param("x", tt(DType::F64, &[37, 21]));
+        let w = b.param("w", tt(DType::F64, &[21, 5]));
+        let c = b.splat(tt(DType::F64, &[37, 21]), threshold);
+        let m = b.compare(CompareOp::Gt, x, c).unwrap();
+        let y = b.matmul(m, w, false, false).unwrap();
+        let z = b.unary(UnaryOp::Tanh, y).unwrap();
+        let f = b.finish([("z".to_string(), z), ("m".to_string(), m)]);
+        check(&f, Tol::Rel(1e-12));
+    }
+
+    let mut bb = FunctionBuilder::new("body");
+    let h = bb.param("h", tt(DType::F64, &[9, 4]));
+    let s = bb.param("s", tt(DType::Bool, &[9, 13]));
+    let w = bb.param("w", tt(DType::F64, &[13, 4]));
+    let sw = bb.matmul(s, w, false, false).unwrap();
+    let h2 = bb.add(h, sw).unwrap();
+    let body = bb.finish([("h".to_string(), h2), ("y".to_string(), sw)]);
+    let mut b = FunctionBuilder::new("spike_scan");
+    let h0 = b.param("h0", tt(DType::F64, &[9, 4]));
+    let xs = b.param("xs", tt(DType::Bool, &[6, 9, 13]));
+    let w = b.param("w", tt(DType::F64, &[13, 4]));
+    let r = b
+        .push(
+            Op::Scan(Box::new(Scan {
+                length: 6,
+                num_carry: 1,
+                num_xs: 1,
+                reverse: false,
+                body,
+            })),
+            &[h0, xs, w],
+        )
+        .unwrap();
+    let f = b.finish([("h".to_string(), r[0]), ("ys".to_string(), r[1])]);
+    check(&f, Tol::Rel(1e-12));
+}
+
 #[test]
 fn reductions_argmax_cumsum() {
     let shapes: Vec<Vec<usize>> = vec![

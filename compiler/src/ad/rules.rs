@@ -107,6 +107,10 @@ pub(crate) fn vjp_rule(
         } => {
             let (g, (l, r), (tl, tr)) = (g()?, (x[0], x[1]), (*tl, *tr));
             // d op(A) = G op(B)^T and d op(B) = op(A)^T G, folded into the transpose flags.
+            // A bool lhs (spikes, masks) is never active, so it gets no cotangent; the rhs
+            // cotangent keeps it on the left (a bool-lhs product again): for a transposed rhs
+            // `dB = (op(A)^T G)^T` rather than `G^T op(A)`, which would put it on the right.
+            let bool_lhs = b.ty(l).dtype == DType::Bool;
             let da = if !need[0] {
                 None
             } else if !tl {
@@ -118,6 +122,12 @@ pub(crate) fn vjp_rule(
                 None
             } else if !tr {
                 Some(b.matmul(l, g, !tl, false)?)
+            } else if bool_lhs {
+                let p = b.matmul(l, g, !tl, false)?;
+                let r = b.ty(p).rank();
+                let mut perm: Vec<usize> = (0..r).collect();
+                perm.swap(r - 2, r - 1);
+                Some(b.push1(Op::Transpose(perm), &[p])?)
             } else {
                 Some(b.matmul(g, l, true, tl)?)
             };

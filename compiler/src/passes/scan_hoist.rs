@@ -258,6 +258,36 @@ mod tests {
     }
 
     #[test]
+    fn hoists_a_bool_lhs_accumulator_reading_the_stacked_xs() {
+        // `acc += x_t^T g_t` with bool spikes x_t (a bool-lhs product): the hoisted product
+        // reads the scan's own bool xs (reshaped), nothing is cast or stacked for it.
+        let src = "func @f(%a: f64[2,3], %xs: bool[4,5,2], %gs: f64[4,5,3]) -> (acc: f64[2,3]) {
+  %0: f64[2,3] = scan[length=4, num_carry=1, num_xs=2, reverse=true] %a, %xs, %gs {
+    func @body(%acc: f64[2,3], %x: bool[5,2], %g: f64[5,3]) -> (acc: f64[2,3]) {
+      %0: f64[2,3] = matmul[transpose_lhs=true] %x, %g
+      %1: f64[2,3] = add %acc, %0
+      return %1
+    }
+  }
+  return %0
+}";
+        let f = parse_function(src).unwrap();
+        let g = scan_hoist(&f).unwrap();
+        verify(&g).unwrap();
+        let text = g.to_string();
+        assert!(text.contains("bool[20,2] = reshape %xs"), "{text}");
+        assert!(text.contains("f64[20,3] = reshape %gs"), "{text}");
+        assert!(
+            text.contains("f64[2,3] = matmul[transpose_lhs=true]"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cast") && !text.contains("f64[20,2]"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn leaves_carries_read_elsewhere() {
         // The carry feeds the step's ys too: not an accumulator.
         let src = "func @f(%a: f64[3], %xs: f64[4,3]) -> (acc: f64[3], out: f64[4,3]) {

@@ -181,13 +181,16 @@ pub(crate) fn display_name(kind: &str, name: &str) -> String {
     format!("{kind} '{name}'")
 }
 
-/// Checks that `x` holds only 0.0 and 1.0 (spike trains); the error names `component`, the
-/// first offending flat index and value.
+/// Checks that `x` is a spike train: a `bool` array (always valid), or a float array holding
+/// only 0.0 and 1.0; the error names `component`, the first offending flat index and value.
 pub fn check_spikes(component: &str, x: &Array) -> Result<()> {
+    if x.dtype() == DType::Bool {
+        return Ok(());
+    }
     if !x.dtype().is_float() {
         return Err(Error::invalid(
             component,
-            format!("spikes must be a float array, got {}", x.ty()),
+            format!("spikes must be a bool or float array, got {}", x.ty()),
         ));
     }
     let v = x.to_f64_vec();
@@ -253,6 +256,10 @@ mod tests {
         let e = check_spikes("input", &s).unwrap_err().to_string();
         assert!(e.contains("0.5") && e.contains("index 2"), "{e}");
         check_spikes("input", &Array::from_f64([2], vec![0.0, 1.0]).unwrap()).unwrap();
+        check_spikes("input", &Array::from_bool([2], &[false, true]).unwrap()).unwrap();
+        let i = Array::zeros(TensorType::new(DType::I32, [2]));
+        let e = check_spikes("input", &i).unwrap_err().to_string();
+        assert!(e.contains("bool or float"), "{e}");
         let y = Array::from_f64([3], vec![0.0, 1.0, 2.0]).unwrap();
         let e = check_labels("loss", &y, 2).unwrap_err().to_string();
         assert!(e.contains("label 2") && e.contains("0..2"), "{e}");

@@ -1,4 +1,6 @@
-//! `Dense` (alias `Linear`): `y = x · W + b` over the last axis (BrainPy spec §2).
+//! `Dense` (alias `Linear`): `y = x · W + b` over the last axis (BrainPy spec §2). `x` may be
+//! a `bool` spike train: the product reads it as 0/1 without a cast (a bool-lhs matmul) and
+//! `y` has the weights' dtype.
 
 use crate::init::Init;
 use crate::trace::Tensor;

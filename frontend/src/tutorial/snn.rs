@@ -6,7 +6,9 @@
 //! `r = Lif(num_rec, τ 10, V_rest 0, V_reset 0, V_th 1)`,
 //! `r2o = Linear(num_rec, num_out, KaimingNormal(20)) >> Expon(num_out, τ 10)` and
 //! `o = Integrator(num_out, τ 5)`. Inputs are Poisson spike trains `(T, B, num_in)`
-//! (probability `freq·dt/1000` per step), labels random 0/1. The loss is the cross-entropy of
+//! (probability `freq·dt/1000` per step), `bool` as in BrainPy: the first `Linear` multiplies
+//! them as they are (a `bool`-lhs matmul, event-driven on the JIT), so the 0/1 train is read
+//! as bytes instead of `f64`s; float spike trains work too. Labels random 0/1. The loss is the cross-entropy of
 //! the max-over-time output; Adam (lr 4e-3) with BrainPy's bias correction, which stays at
 //! `t = 1` because nobody steps its epoch counter (spec §10). Every integration uses
 //! `dt = 1.0` (spec §11: the published numbers match dt = 1 everywhere); the layers get it
@@ -148,9 +150,9 @@ impl VarOwner for SnnNet {
     }
 }
 
-/// The tutorial loss traced into `tr`: run `net` over `xs` (`(T, B, num_in)`) with
-/// [`for_loop`], take the max over time and the cross-entropy against `labels` (`(B,)`,
-/// float class indices).
+/// The tutorial loss traced into `tr`: run `net` over `xs` (`(T, B, num_in)`, `bool` spikes
+/// or floats) with [`for_loop`], take the max over time and the cross-entropy against
+/// `labels` (`(B,)`, float class indices).
 pub fn snn_loss(net: &SnnNet, xs: &Tensor, labels: &Tensor) -> Result<Tensor, TraceError> {
     let outs = for_loop(net, std::slice::from_ref(xs), |x| vec![net.update(&x[0])])?;
     let logits = outs[0].max(&[0], false);
@@ -159,8 +161,10 @@ pub fn snn_loss(net: &SnnNet, xs: &Tensor, labels: &Tensor) -> Result<Tensor, Tr
     Ok(loss)
 }
 
-/// Poisson spike trains `(num_step, num_sample, num_in)`: 1 where `U[0,1) < freq·dt/1000`,
-/// and labels `(num_sample,)`: 1.0 where `U[0,1) < 0.5`, drawn from the default generator.
+/// Poisson spike trains `(num_step, num_sample, num_in)`, a `bool` array as in BrainPy
+/// (`bm.random.rand(..) < freq * dt`): true where `U[0,1) < freq·dt/1000`, and labels
+/// `(num_sample,)`: 1.0 where `U[0,1) < 0.5`, drawn from the default generator. The first
+/// layer multiplies the spikes as they are (a `bool`-lhs matmul reads them as 0/1).
 pub fn poisson_data(
     num_step: usize,
     num_sample: usize,
@@ -170,16 +174,13 @@ pub fn poisson_data(
 ) -> Result<(Array, Array)> {
     let p = freq * dt / 1000.0;
     let mask = random::uniform(num_step * num_sample * num_in);
-    let x: Vec<f64> = mask
-        .iter()
-        .map(|&u| if u < p { 1.0 } else { 0.0 })
-        .collect();
+    let x: Vec<bool> = mask.iter().map(|&u| u < p).collect();
     let y: Vec<f64> = random::uniform(num_sample)
         .iter()
         .map(|&u| if u < 0.5 { 1.0 } else { 0.0 })
         .collect();
     Ok((
-        Array::from_f64([num_step, num_sample, num_in], x)?,
+        Array::from_bool([num_step, num_sample, num_in], &x)?,
         Array::from_f64([num_sample], y)?,
     ))
 }

@@ -6,10 +6,13 @@
 //! compound ops accumulate in `f64` in increasing index order and round each result element
 //! once; `i32` sums and products wrap. Matmul on floats uses `gemm` (a different summation
 //! order, so results agree to rounding, not bit for bit); `f32` matmul is computed in `f64`
-//! and rounded once per element, like the interpreter.
+//! and rounded once per element, like the interpreter. A `bool` lhs (spike trains) is read
+//! as bytes by an event-driven product that adds the rhs rows of its true entries (exactly
+//! the reference sum); when it is too dense it is converted to 0.0/1.0 and multiplied densely.
 
 use super::simd;
 use brainlift_ir::{DType, ReduceOp, TensorType};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Reads element `i` of a buffer of `dt` as `f64`.
 #[inline(always)]
@@ -58,7 +61,10 @@ pub(crate) struct MatmulDesc {
     /// Elements per batch of each operand.
     pub a_batch: usize,
     pub b_batch: usize,
+    /// The result dtype (the rhs's; the lhs's too unless `bool_lhs`).
     pub dtype: DType,
+    /// The lhs is `bool` (bytes, nonzero = 1) and the rhs a float.
+    pub bool_lhs: bool,
     /// Blocks computed on parallel threads (1: serial); see [`MatmulDesc::parallel`].
     pub blocks: usize,
     /// The blocks split the contraction (partial products summed after) instead of the
@@ -94,23 +100,25 @@ impl MatmulDesc {
             b_cs,
             a_batch: a0 * a1,
             b_batch: b0 * b1,
-            dtype: a.dtype,
+            dtype: b.dtype,
+            bool_lhs: a.dtype == DType::Bool,
             blocks: 1,
             split_k: false,
         }
     }
 
-    /// Splits large single products for `threads` threads. A long contraction (a weight
-    /// gradient summed over time × batch: `k` much larger than the output) is split into
-    /// `k` ranges whose partial products are added in block order after the parallel part
-    /// (rounding then differs from the serial sum, deterministically); otherwise the output
-    /// rows are split, and every element is summed exactly as in the serial product.
+    /// Splits large single products for `threads` threads. A long contraction with a float
+    /// lhs (a weight gradient summed over time × batch: `k` much larger than the output) is
+    /// split into `k` ranges whose partial products are added in block order after the
+    /// parallel part (rounding then differs from the serial sum, deterministically);
+    /// otherwise the output rows are split (the event-driven lines, for a `bool` lhs), and
+    /// every element is summed exactly as in the serial product.
     pub fn parallel(mut self, threads: usize) -> MatmulDesc {
         let big = self.m * self.n * self.k >= PARALLEL_MIN_MNK;
         if threads < 2 || !big || self.batch != 1 || self.dtype != DType::F64 {
             return self;
         }
-        if self.k >= 4 * self.m.max(self.n) && std::env::var_os("TMP_NO_KSPLIT").is_none() {
+        if !self.bool_lhs && self.k >= 4 * self.m.max(self.n) {
             self.blocks = threads.min(self.k / PARALLEL_MIN_K).max(1);
             self.split_k = self.blocks > 1;
         } else {
@@ -119,10 +127,14 @@ impl MatmulDesc {
         self
     }
 
-    /// `f64` scratch elements needed (for `f32`: converted operands and result).
+    /// `f64` scratch elements needed (for `f32`: converted operands and result; for a
+    /// `bool` lhs of an `f64` product: the lhs converted for the dense path; for a split
+    /// contraction: the partial products of blocks 1..).
     pub fn scratch(&self) -> usize {
         if self.dtype == DType::F32 {
             self.batch * (self.a_batch + self.b_batch + self.m * self.n)
+        } else if self.bool_lhs {
+            self.batch * self.a_batch
         } else if self.split_k {
             (self.blocks - 1) * self.m * self.n
         } else {
@@ -143,10 +155,32 @@ const PARALLEL_MIN_K: usize = 256;
 const SMALL_MNK: usize = 4096;
 /// See [`SMALL_MNK`].
 const SMALL_K: usize = 4;
+/// Products with at most [`NARROW_N`] output columns and this many multiply-adds run as
+/// plain loops too (`gemm` is slow for such narrow outputs).
+const NARROW_MNK: usize = 1 << 14;
+/// See [`NARROW_MNK`].
+const NARROW_N: usize = 3;
+/// The widest output row [`small_f64`] keeps in registers.
+const NARROW_MAX_N: usize = 16;
 
 /// `out[i, :] = sum_kk a[i, kk] * b[kk, :]`, accumulating in increasing `kk` (row by row).
 unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) {
     let (m, n, k) = (d.m, d.n, d.k);
+    // Narrow products (a spiking layer's 10 -> 2 readout, its transposed cotangent) with the
+    // row in registers: the same operations in the same order, without a loop over `n`.
+    // (width, rows computed together): about 8 SSE registers of accumulators.
+    macro_rules! narrow {
+        ($(($w:literal, $r:literal))*) => {
+            match n {
+                $($w => return unsafe { small_narrow_f64::<$w, $r>(d, a, b, out) },)*
+                _ => {}
+            }
+        };
+    }
+    narrow!((1, 8)(2, 8)(3, 4)(4, 4)(5, 2)(6, 2)(7, 2)(8, 2)(9, 1)(
+        10, 1
+    )(11, 1)(12, 1)(13, 1)(14, 1)(15, 1)(16, 1));
+    const _: () = assert!(NARROW_MAX_N == 16);
     // SAFETY: offsets follow the operand strides within their buffers.
     unsafe {
         for bt in 0..d.batch {
@@ -169,6 +203,65 @@ unsafe fn small_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64)
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// [`small_f64`] for `n == N`: output rows accumulated in `N` locals each, `R` rows at a
+/// time (independent dependency chains; each element still sums its terms in increasing
+/// `kk`, starting from 0.0).
+unsafe fn small_narrow_f64<const N: usize, const R: usize>(
+    d: &MatmulDesc,
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+) {
+    // `R` rows from row `i`: out[i + r, :] = sum_kk a[i + r, kk] * b[kk, :].
+    #[inline(always)]
+    unsafe fn rows<const N: usize, const R: usize>(
+        d: &MatmulDesc,
+        a: *const f64,
+        b: *const f64,
+        o: *mut f64,
+        i: usize,
+    ) {
+        // SAFETY: rows i..i+R of the lhs and the output, every row of the rhs (`d.n == N`).
+        unsafe {
+            let mut acc = [[0.0f64; N]; R];
+            for kk in 0..d.k {
+                let bp = b.offset(kk as isize * d.b_rs);
+                let mut br = [0.0f64; N];
+                if d.b_cs == 1 {
+                    br = *(bp as *const [f64; N]);
+                } else {
+                    for (j, y) in br.iter_mut().enumerate() {
+                        *y = *bp.offset(j as isize * d.b_cs);
+                    }
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = *a.offset((i + r) as isize * d.a_rs + kk as isize * d.a_cs);
+                    for (s, y) in row.iter_mut().zip(&br) {
+                        *s += x * y;
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                std::ptr::copy_nonoverlapping(row.as_ptr(), o.add((i + r) * N), N);
+            }
+        }
+    }
+    // SAFETY: offsets follow the operand strides within their buffers.
+    unsafe {
+        for bt in 0..d.batch {
+            let (a, b) = (a.add(bt * d.a_batch), b.add(bt * d.b_batch));
+            let o = out.add(bt * d.m * N);
+            let full = d.m - d.m % R;
+            for i in (0..full).step_by(R) {
+                rows::<N, R>(d, a, b, o, i);
+            }
+            for i in full..d.m {
+                rows::<N, 1>(d, a, b, o, i);
             }
         }
     }
@@ -288,6 +381,7 @@ unsafe fn thin_f64(d: &MatmulDesc, a: *const f64, b: *const f64, out: *mut f64) 
     }
 }
 
+/// `scratch` holds the partial products of a split contraction ([`MatmulDesc::scratch`]).
 unsafe fn gemm_f64(
     d: &MatmulDesc,
     a: *const f64,
@@ -295,11 +389,27 @@ unsafe fn gemm_f64(
     out: *mut f64,
     scratch: &mut [f64],
 ) {
-    let (m, n, k) = (d.m, d.n, d.k);
     // SAFETY: same buffers.
-    if unsafe { sparse_lhs_f64(d, a, b, out) } {
-        return;
+    unsafe {
+        // Matrix-vector products first: the event-driven scan only pays for a sparse lhs
+        // times a wider rhs, and would read part of a dense lhs before giving up.
+        let thin = (d.m == 1 || d.n == 1) && d.k > SMALL_K;
+        if thin || !sparse_lhs_f64(d, a, b, out) {
+            dense_f64(d, a, b, out, scratch);
+        }
     }
+}
+
+/// The dense products: plain loops for tiny ones, matrix-vector loops, `gemm` (in row blocks
+/// on threads when [`MatmulDesc::blocks`] > 1).
+unsafe fn dense_f64(
+    d: &MatmulDesc,
+    a: *const f64,
+    b: *const f64,
+    out: *mut f64,
+    scratch: &mut [f64],
+) {
+    let (m, n, k) = (d.m, d.n, d.k);
     if k <= SMALL_K || m * n * k <= SMALL_MNK {
         // SAFETY: same buffers.
         unsafe { small_f64(d, a, b, out) };
@@ -307,6 +417,11 @@ unsafe fn gemm_f64(
     }
     // SAFETY: same buffers.
     if k > 0 && unsafe { thin_f64(d, a, b, out) } {
+        return;
+    }
+    if n <= NARROW_N && m * n * k <= NARROW_MNK {
+        // SAFETY: same buffers.
+        unsafe { small_f64(d, a, b, out) };
         return;
     }
     if d.blocks > 1 && k > 0 {
@@ -372,23 +487,42 @@ unsafe fn gemm_part(
     }
 }
 
-/// `gemm` for `rows` output rows starting at `a` (lhs rows) and `o` (output rows).
+/// The product for `rows` output rows starting at `a` (lhs rows) and `o` (output rows).
 unsafe fn gemm_rows(d: &MatmulDesc, rows: usize, a: *const f64, b: *const f64, o: *mut f64) {
     // SAFETY: forwarded from the caller.
     unsafe { gemm_part(d, rows, d.k, a, b, o) }
 }
 
-/// Pointers handed to the worker threads.
+/// Operand pointers handed to the worker threads.
 #[derive(Clone, Copy)]
-struct SendPtrs(*const f64, *const f64, *mut f64, *mut f64);
-// SAFETY: the blocks read shared operands and write disjoint output rows or partials.
-unsafe impl Send for SendPtrs {}
+struct SendPtrs<A>(*const A, *const f64, *mut f64);
+// SAFETY: the blocks read shared operands and write disjoint output rows.
+unsafe impl<A> Send for SendPtrs<A> {}
 // SAFETY: as above.
-unsafe impl Sync for SendPtrs {}
+unsafe impl<A> Sync for SendPtrs<A> {}
 
-/// A single product split into `d.blocks` blocks on the worker pool (block 0 on the calling
-/// thread; serial when the pool is unavailable): output rows, or contraction ranges whose
-/// partial products (block 0 in `out`, the others in `scratch`) are then added in order.
+/// Runs `block(0..blocks)` on the worker pool (block 0 on the calling thread); serially when
+/// the pool is unavailable.
+fn run_blocks(blocks: usize, block: impl Fn(usize) + Sync + Copy + Send) {
+    match crate::threads::pool() {
+        Some(pool) => pool.in_place_scope(|s| {
+            for i in 1..blocks {
+                s.spawn(move |_| block(i));
+            }
+            block(0);
+        }),
+        None => (0..blocks).for_each(block),
+    }
+}
+
+/// Output rows `r0..r1` of block `i` of `blocks` over `m` rows.
+fn block_rows(m: usize, blocks: usize, i: usize) -> (usize, usize) {
+    (m * i / blocks, m * (i + 1) / blocks)
+}
+
+/// A single product split into `d.blocks` blocks on the worker pool: output rows, or
+/// contraction ranges whose partial products (block 0 in `out`, the others in `scratch`) are
+/// then added in block order.
 unsafe fn gemm_blocks(
     d: &MatmulDesc,
     a: *const f64,
@@ -397,15 +531,20 @@ unsafe fn gemm_blocks(
     scratch: &mut [f64],
 ) {
     let mn = d.m * d.n;
-    let p = SendPtrs(a, b, out, scratch.as_mut_ptr());
-    let block = move |i: usize| {
-        let p = p;
+    let p = SendPtrs(a, b, out);
+    let partials = SendPtrs(a, b, scratch.as_mut_ptr());
+    run_blocks(d.blocks, move |i: usize| {
+        let (p, partials) = (p, partials);
         // SAFETY: block `i` reads its rows (or contraction range) of the operands and writes
-        // its rows of `out` (or its own `m×n` partial: `out` for block 0, scratch slot i-1).
+        // its rows of `out` (or its own m×n partial: `out` for block 0, scratch slot i-1).
         unsafe {
             if d.split_k {
-                let (k0, k1) = (d.k * i / d.blocks, d.k * (i + 1) / d.blocks);
-                let o = if i == 0 { p.2 } else { p.3.add((i - 1) * mn) };
+                let (k0, k1) = block_rows(d.k, d.blocks, i);
+                let o = if i == 0 {
+                    p.2
+                } else {
+                    partials.2.add((i - 1) * mn)
+                };
                 gemm_part(
                     d,
                     d.m,
@@ -415,7 +554,7 @@ unsafe fn gemm_blocks(
                     o,
                 );
             } else {
-                let (r0, r1) = (d.m * i / d.blocks, d.m * (i + 1) / d.blocks);
+                let (r0, r1) = block_rows(d.m, d.blocks, i);
                 gemm_rows(
                     d,
                     r1 - r0,
@@ -425,16 +564,7 @@ unsafe fn gemm_blocks(
                 );
             }
         }
-    };
-    match crate::threads::pool() {
-        Some(pool) => pool.in_place_scope(|s| {
-            for i in 1..d.blocks {
-                s.spawn(move |_| block(i));
-            }
-            block(0);
-        }),
-        None => (0..d.blocks).for_each(block),
-    }
+    });
     if d.split_k {
         // SAFETY: `out` holds m×n elements; the partials fill `(blocks-1)·m·n` of scratch.
         let o = unsafe { std::slice::from_raw_parts_mut(out, mn) };
@@ -443,6 +573,361 @@ unsafe fn gemm_blocks(
                 *x += y;
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul with a bool lhs
+
+/// True when every element of `v` is finite (one vectorisable pass, no early exit).
+fn all_finite(v: &[f64]) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    v.iter()
+        .fold(0u64, |acc, x| acc | ((!x.to_bits() & EXP) == 0) as u64)
+        == 0
+}
+
+/// Bit `i` set iff `b[i] != 0`, for the first 64 bytes of `b`.
+#[inline(always)]
+fn nonzero_mask64(b: &[u8]) -> u64 {
+    assert!(b.len() >= 64);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_setzero_si128,
+        };
+        let mut zero_bits = 0u64;
+        for j in 0..4 {
+            // SAFETY: SSE2 is part of x86-64; the 16 bytes at 16·j lie within `b` (checked).
+            let z = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(16 * j) as *const __m128i);
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()))
+            };
+            zero_bits |= (z as u32 as u64) << (16 * j);
+        }
+        !zero_bits
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        nonzero_mask64_swar(b)
+    }
+}
+
+/// [`nonzero_mask64`] with 64-bit integer operations only.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn nonzero_mask64_swar(b: &[u8]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut m = 0u64;
+    for j in 0..8 {
+        let w = u64::from_le_bytes(b[8 * j..8 * j + 8].try_into().expect("8 bytes"));
+        // The high bit of each byte set iff the byte is nonzero (no carries between bytes);
+        // the multiply gathers the 8 flags into the top byte.
+        let hits = (((w & LOW7) + LOW7) | w) & HIGH;
+        m |= ((hits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * j);
+    }
+    m
+}
+
+/// Bytes scanned per batch of [`nonzero_bytes`] (its index buffer holds one batch).
+const SCAN_CHUNK: usize = 4096;
+
+/// An index buffer for [`nonzero_bytes`].
+type ScanBuf = [u16; SCAN_CHUNK + 2];
+
+/// Calls `f(i)` for every nonzero byte `i` of `bytes`, in increasing order; returns false
+/// (having stopped) when they are more than `*budget` (which counts down).
+///
+/// A spike train has a few nonzeros in random places, so testing byte by byte (or word by
+/// word) costs a mispredicted branch per nonzero. Instead each batch of [`SCAN_CHUNK`] bytes
+/// is first compacted into the indices of its nonzeros without data-dependent branches
+/// (64-byte masks; two indices written unconditionally per mask, a loop only for a third),
+/// then `f` runs over that list.
+#[inline(always)]
+fn nonzero_bytes(
+    bytes: &[u8],
+    buf: &mut ScanBuf,
+    budget: &mut usize,
+    mut f: impl FnMut(usize),
+) -> bool {
+    for (c, chunk) in bytes.chunks(SCAN_CHUNK).enumerate() {
+        let mut cnt = 0usize;
+        let mut push = |bits: u64, base: usize, cnt: &mut usize| {
+            // Unused slots are overwritten later (the buffer has 2 spare entries).
+            let b1 = bits & bits.wrapping_sub(1);
+            buf[*cnt] = (base + bits.trailing_zeros() as usize) as u16;
+            buf[*cnt + 1] = (base + b1.trailing_zeros() as usize) as u16;
+            *cnt += (bits != 0) as usize + (b1 != 0) as usize;
+            let mut rest = b1 & b1.wrapping_sub(1);
+            while rest != 0 {
+                buf[*cnt] = (base + rest.trailing_zeros() as usize) as u16;
+                *cnt += 1;
+                rest &= rest - 1;
+            }
+        };
+        let mut groups = chunk.chunks_exact(64);
+        for (g, group) in (&mut groups).enumerate() {
+            push(nonzero_mask64(group), 64 * g, &mut cnt);
+        }
+        let tail = groups.remainder();
+        if !tail.is_empty() {
+            let mut last = [0u8; 64];
+            last[..tail.len()].copy_from_slice(tail);
+            push(nonzero_mask64(&last), chunk.len() - tail.len(), &mut cnt);
+        }
+        if cnt > *budget {
+            return false;
+        }
+        *budget -= cnt;
+        let base = c * SCAN_CHUNK;
+        buf[..cnt].iter().for_each(|&i| f(base + i as usize));
+    }
+    true
+}
+
+/// The event-driven product for a `bool` lhs, output rows `r0..r1` of one batch: zeroes them,
+/// then adds the rhs row `p` to output row `i` for every true `lhs(i, p)`, in `p` order per
+/// output element — the reference sum (the skipped terms `0 · b` are exact zeros, the kept
+/// ones `1 · b` exact). Checks the share `fin` (`(start, end)` of the flat rhs) for non-finite
+/// values (`0 · inf` is NaN in the reference). Returns false when that share is not finite,
+/// the block holds more than [`SPARSE_MAX_DENSITY`] nonzeros, or the lhs is column-major and
+/// the block not the whole output (the caller then runs the dense product, which overwrites
+/// every output row).
+unsafe fn sparse_bool_rows(
+    d: &MatmulDesc,
+    a: *const u8,
+    b: *const f64,
+    out: *mut f64,
+    (r0, r1): (usize, usize),
+    fin: (usize, usize),
+) -> bool {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let row_major = d.a_cs == 1 && d.a_rs == k as isize;
+    // SAFETY (whole function): the lhs holds m·k contiguous bytes (row- or column-major, as
+    // `bool_event_layout` checked), the rhs the logical k×n matrix of the verified operand
+    // type (k·n contiguous elements in either layout) and `out` m×n elements; rows r0..r1 are
+    // this block's.
+    unsafe {
+        if !all_finite(&std::slice::from_raw_parts(b, k * n)[fin.0..fin.1]) {
+            return false;
+        }
+        let lhs = std::slice::from_raw_parts(a, m * k);
+        std::ptr::write_bytes(out.add(r0 * n), 0, (r1 - r0) * n);
+        let mut budget = (((r1 - r0) * k) as f64 * SPARSE_MAX_DENSITY) as usize;
+        let (budget, buf) = (&mut budget, &mut [0u16; SCAN_CHUNK + 2]);
+        if row_major {
+            // Lines are output rows: rows r0..r1 are one contiguous range.
+            nonzero_lines(&lhs[r0 * k..r1 * k], k, buf, budget, |i, p| {
+                add_rhs_row(d, b, out, r0 + i, p)
+            })
+        } else {
+            // Column-major (a transposed lhs, e.g. `X^T · G` over time and batch): line `p`
+            // holds lhs(·, p); all of them in memory order (per output row, `p` increases).
+            // Blocks of output rows would each read a part of every line: only the whole
+            // product is done here ([`sparse_bool_cols_parallel`] splits the lines instead).
+            (r0, r1) == (0, m)
+                && nonzero_lines(lhs, m, buf, budget, |p, q| add_rhs_row(d, b, out, q, p))
+        }
+    }
+}
+
+/// `out[i, :] += b[p, :]` for the logical `k×n` rhs `b` and the `m×n` output.
+///
+/// # Safety
+/// `i < m`, `p < k` and the buffers of the descriptor's sizes.
+#[inline(always)]
+unsafe fn add_rhs_row(d: &MatmulDesc, b: *const f64, out: *mut f64, i: usize, p: usize) {
+    let n = d.n;
+    // SAFETY: row `i` of the output and row `p` of the rhs lie within their buffers.
+    unsafe {
+        let row = out.add(i * n);
+        let brow = b.offset(p as isize * d.b_rs);
+        if d.b_cs == 1 {
+            let (o, br) = (
+                std::slice::from_raw_parts_mut(row, n),
+                std::slice::from_raw_parts(brow, n),
+            );
+            o.iter_mut().zip(br).for_each(|(o, x)| *o += *x);
+        } else {
+            for j in 0..n {
+                *row.add(j) += *brow.offset(j as isize * d.b_cs);
+            }
+        }
+    }
+}
+
+/// [`nonzero_bytes`] over `bytes` seen as lines of `len` bytes: calls `g(line, position)`.
+#[inline(always)]
+fn nonzero_lines(
+    bytes: &[u8],
+    len: usize,
+    buf: &mut ScanBuf,
+    budget: &mut usize,
+    mut g: impl FnMut(usize, usize),
+) -> bool {
+    let div = DivBy::new(len, bytes.len());
+    nonzero_bytes(bytes, buf, budget, |idx| {
+        let line = div.div(idx);
+        g(line, idx - line * len);
+    })
+}
+
+/// Division by a fixed `d >= 1` as a multiply-high (Lemire, Kaser and Kurz, "Faster
+/// remainder by direct computation": exact for 32-bit operands), a plain division beyond.
+#[derive(Clone, Copy)]
+struct DivBy {
+    d: usize,
+    /// `ceil(2^64 / d)`, or 0 when the plain division is needed (or `d == 1`).
+    magic: u64,
+}
+
+impl DivBy {
+    /// For dividends below `max`.
+    fn new(d: usize, max: usize) -> DivBy {
+        let fast = d > 1 && (d as u64) < 1 << 32 && (max as u64) <= 1 << 32;
+        DivBy {
+            d: d.max(1),
+            magic: if fast { u64::MAX / d as u64 + 1 } else { 0 },
+        }
+    }
+
+    #[inline(always)]
+    fn div(self, x: usize) -> usize {
+        if self.magic != 0 {
+            ((self.magic as u128 * x as u128) >> 64) as usize
+        } else {
+            x / self.d
+        }
+    }
+}
+
+/// Whether a `bool`-lhs product can take the event-driven path: one batch, the lhs dense in
+/// row- or column-major order.
+fn bool_event_layout(d: &MatmulDesc) -> bool {
+    let (m, k) = (d.m, d.k);
+    let row_major = d.a_cs == 1 && d.a_rs == k as isize;
+    let col_major = d.a_rs == 1 && d.a_cs == m as isize;
+    d.batch == 1 && (row_major || col_major)
+}
+
+/// `f64` product with a `bool` lhs: the event-driven path when the lhs is sparse enough and
+/// the rhs finite ([`sparse_bool_rows`]; on `d.blocks` threads by output rows for a
+/// row-major lhs, by lines with [`sparse_bool_cols_parallel`] for a column-major one),
+/// otherwise the lhs converted to 0.0/1.0 in `scratch` and the dense path.
+unsafe fn gemm_bool_f64(
+    d: &MatmulDesc,
+    a: *const u8,
+    b: *const f64,
+    out: *mut f64,
+    scratch: &mut [f64],
+) {
+    let kn = d.k * d.n;
+    // SAFETY (whole function): buffer sizes follow from the verified types; each block writes
+    // its own output rows.
+    unsafe {
+        if bool_event_layout(d) {
+            let row_major = d.a_cs == 1 && d.a_rs == d.k as isize;
+            let ok = if d.blocks > 1 && row_major {
+                // Lines are output rows: each block is an independent product.
+                let p = SendPtrs(a, b, out);
+                let ok = AtomicBool::new(true);
+                let okr = &ok;
+                run_blocks(d.blocks, move |i: usize| {
+                    let p = p;
+                    let fin = block_rows(kn, d.blocks, i);
+                    let rows = block_rows(d.m, d.blocks, i);
+                    if !sparse_bool_rows(d, p.0, p.1, p.2, rows, fin) {
+                        okr.store(false, Ordering::Relaxed);
+                    }
+                });
+                ok.into_inner()
+            } else if d.blocks > 1 {
+                sparse_bool_cols_parallel(d, a, b, out, scratch)
+            } else {
+                sparse_bool_rows(d, a, b, out, (0, d.m), (0, kn))
+            };
+            if ok {
+                return;
+            }
+        }
+        let sa = &mut scratch[..d.batch * d.a_batch];
+        bool_to_f64(a, sa);
+        // A bool lhs never splits its contraction: no partials needed.
+        dense_f64(d, sa.as_ptr(), b, out, &mut []);
+    }
+}
+
+/// The event-driven product of a column-major `bool` lhs on `d.blocks` threads. Every line
+/// (lhs column) touches every output row, so the blocks split the lines instead: each lists
+/// the flat positions of the nonzeros of its lines (in its share of `scratch`, read as `u64`)
+/// and checks its share of the rhs; then the lists are applied in line order on the calling
+/// thread, which adds exactly the terms of [`sparse_bool_rows`] in the same order. Returns
+/// false (before writing `out`) when a block is too dense or the rhs not finite.
+unsafe fn sparse_bool_cols_parallel(
+    d: &MatmulDesc,
+    a: *const u8,
+    b: *const f64,
+    out: *mut f64,
+    scratch: &mut [f64],
+) -> bool {
+    let (m, n, k, blocks) = (d.m, d.n, d.k, d.blocks);
+    // The event lists: as many u64 slots as lhs bytes (a block's lines give its share).
+    let events = scratch[..m * k].as_mut_ptr() as *mut u64;
+    let counts: Vec<AtomicUsize> = (0..blocks).map(|_| AtomicUsize::new(usize::MAX)).collect();
+    let p = SendPtrs(a, b, events as *mut f64);
+    let cr = &counts;
+    run_blocks(blocks, move |i: usize| {
+        let p = p;
+        let (l0, l1) = block_rows(k, blocks, i);
+        let fin = block_rows(k * n, blocks, i);
+        // SAFETY: lines l0..l1 are bytes l0·m..l1·m of the m·k-byte lhs; this block writes
+        // only event slots l0·m..l1·m; the rhs holds k·n elements.
+        unsafe {
+            if !all_finite(&std::slice::from_raw_parts(p.1, k * n)[fin.0..fin.1]) {
+                return;
+            }
+            let bytes = std::slice::from_raw_parts(p.0.add(l0 * m), (l1 - l0) * m);
+            let ev = std::slice::from_raw_parts_mut((p.2 as *mut u64).add(l0 * m), bytes.len());
+            let mut budget = (bytes.len() as f64 * SPARSE_MAX_DENSITY) as usize;
+            let mut c = 0;
+            let buf = &mut [0u16; SCAN_CHUNK + 2];
+            if nonzero_bytes(bytes, buf, &mut budget, |idx| {
+                ev[c] = (l0 * m + idx) as u64;
+                c += 1;
+            }) {
+                cr[i].store(c, Ordering::Relaxed);
+            }
+        }
+    });
+    if counts
+        .iter()
+        .any(|c| c.load(Ordering::Relaxed) == usize::MAX)
+    {
+        return false;
+    }
+    // SAFETY: `out` holds m×n elements; every event is a flat lhs position below m·k, i.e.
+    // line `p < k` (an rhs row) and position `q < m` (an output row).
+    unsafe {
+        std::ptr::write_bytes(out, 0, m * n);
+        let div = DivBy::new(m, m * k);
+        for (i, c) in counts.iter().enumerate() {
+            let (l0, _) = block_rows(k, blocks, i);
+            let ev = std::slice::from_raw_parts(events.add(l0 * m), c.load(Ordering::Relaxed));
+            for &e in ev {
+                let p = div.div(e as usize);
+                add_rhs_row(d, b, out, e as usize - p * m, p);
+            }
+        }
+    }
+    true
+}
+
+/// `dst[i] = (src[i] != 0) as f64` for `dst.len()` bytes of `src`.
+unsafe fn bool_to_f64(src: *const u8, dst: &mut [f64]) {
+    // SAFETY: the caller passes a buffer of at least `dst.len()` bytes.
+    let src = unsafe { std::slice::from_raw_parts(src, dst.len()) };
+    for (x, &v) in dst.iter_mut().zip(src) {
+        *x = (v != 0) as u8 as f64;
     }
 }
 
@@ -460,6 +945,9 @@ pub(crate) unsafe fn matmul(
     // SAFETY: buffer sizes follow from the verified operand types.
     unsafe {
         match d.dtype {
+            DType::F64 if d.bool_lhs => {
+                gemm_bool_f64(d, a, b as *const f64, out as *mut f64, scratch)
+            }
             DType::F64 => gemm_f64(
                 d,
                 a as *const f64,
@@ -472,12 +960,17 @@ pub(crate) unsafe fn matmul(
                 let nb = d.batch * d.b_batch;
                 let (sa, rest) = scratch.split_at_mut(na);
                 let (sb, so) = rest.split_at_mut(nb);
-                for (i, x) in sa.iter_mut().enumerate() {
-                    *x = *(a as *const f32).add(i) as f64;
+                if d.bool_lhs {
+                    bool_to_f64(a, sa);
+                } else {
+                    for (i, x) in sa.iter_mut().enumerate() {
+                        *x = *(a as *const f32).add(i) as f64;
+                    }
                 }
                 for (i, x) in sb.iter_mut().enumerate() {
                     *x = *(b as *const f32).add(i) as f64;
                 }
+                // f32 products never split: no partials needed.
                 gemm_f64(d, sa.as_ptr(), sb.as_ptr(), so.as_mut_ptr(), &mut []);
                 let o = out as *mut f32;
                 for (i, x) in so.iter().take(d.batch * d.m * d.n).enumerate() {
@@ -882,6 +1375,82 @@ pub(crate) unsafe fn copy(d: &CopyDesc, dt: DType, src: *const u8, dst: *mut u8)
                 src.add(d.src_offset),
                 dst.add(d.dst_offset),
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(n: usize, seed: u64, every: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                // Nonzero bytes of any value, not only 1.
+                if s.is_multiple_of(every) {
+                    (s >> 32) as u8 | 1
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nonzero_masks_mark_every_nonzero_byte() {
+        for (seed, every) in [(1, 1), (2, 2), (3, 7), (4, 64), (5, 1000)] {
+            let b = bytes(64, seed, every);
+            let want = b
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (i, &v)| m | ((v != 0) as u64) << i);
+            assert_eq!(nonzero_mask64(&b), want);
+            assert_eq!(nonzero_mask64_swar(&b), want);
+        }
+        // Every byte value in every position.
+        for v in 0..=255u8 {
+            for i in 0..64 {
+                let mut b = [0u8; 64];
+                b[i] = v;
+                let want = ((v != 0) as u64) << i;
+                assert_eq!((nonzero_mask64(&b), nonzero_mask64_swar(&b)), (want, want));
+            }
+        }
+    }
+
+    #[test]
+    fn nonzero_bytes_visits_in_order_and_respects_the_budget() {
+        for n in [0, 1, 7, 63, 64, 65, 4095, 4096, 4097, 9000] {
+            for every in [1, 3, 50] {
+                let b = bytes(n, n as u64 + every, every);
+                let want: Vec<usize> = (0..n).filter(|&i| b[i] != 0).collect();
+                let mut got = vec![];
+                let mut budget = n;
+                let buf = &mut [0u16; SCAN_CHUNK + 2];
+                assert!(nonzero_bytes(&b, buf, &mut budget, |i| got.push(i)));
+                assert_eq!(got, want, "n={n} every={every}");
+                assert_eq!(budget, n - want.len());
+                if !want.is_empty() {
+                    let mut budget = want.len() - 1;
+                    assert!(!nonzero_bytes(&b, buf, &mut budget, |_| ()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn division_by_multiplication_is_exact() {
+        for d in [1usize, 2, 3, 7, 10, 100, 256, 1000, 4099, (1 << 31) + 11] {
+            let div = DivBy::new(d, 1 << 32);
+            for x in [0usize, 1, d - 1, d, d + 1, 12345, 1 << 20, (1 << 32) - 1] {
+                assert_eq!(div.div(x), x / d, "{x} / {d}");
+            }
+            let slow = DivBy::new(d, 1 << 40);
+            assert_eq!(slow.div((1 << 40) - 3), ((1 << 40) - 3) / d);
         }
     }
 }
