@@ -1,11 +1,13 @@
 //! Profiling driver for the tutorial's BPTT train step on the JIT only.
 //!
 //! `cargo run --release --example bptt_profile -- [seconds] [ir-out-path]`: builds the same
-//! step as `brainlift bench --only bptt`, optionally writes the simplified IR the JIT runs,
-//! then runs the JIT for `seconds` and prints the median ms per step (no interpreter run, so
-//! `perf record` sees only the JIT).
+//! step as `brainlift bench --only bptt_step`, optionally writes the lowered IR the JIT runs
+//! (and its fused plan, with the number of row blocks per scan), then runs the JIT for
+//! `seconds` and prints the median ms per step (no interpreter run, so `perf record` sees only
+//! the JIT). `BRAINLIFT_THREADS` / the thread count of the machine apply.
 
-use brainlift::runtime::{Backend, random::random_inputs};
+use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
+use brainlift::runtime::{Backend, JitExecutable, random::random_inputs};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,13 +16,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     brainlift::random::seed(0);
     let f = brainlift::tutorial::rnn::tutorial_train_step_function(128, 25, 100)?;
     if let Some(path) = args.get(2) {
-        let cfg = brainlift::compiler::pipeline::PipelineConfig::default();
-        let report = brainlift::compiler::pipeline::run_pipeline(&f, &cfg)?;
-        let fwd = brainlift::compiler::passes::scan_residuals::scan_residuals(report.output())?;
-        let hoisted = brainlift::compiler::passes::scan_hoist::scan_hoist(&fwd)?;
-        std::fs::write(path, hoisted.to_string())?;
-        let plan = brainlift::compiler::passes::fusion::fuse(&hoisted)?;
-        std::fs::write(format!("{path}.plan"), plan.to_string())?;
+        let cfg = PipelineConfig {
+            lower: Some(Lowering { reassociate: true }),
+            ..Default::default()
+        };
+        let lowered = run_pipeline(&f, &cfg)?.output().clone();
+        std::fs::write(path, lowered.to_string())?;
+        let jit = JitExecutable::compile(&lowered)?;
+        let plan = jit.compiled().plan().to_string();
+        let blocks = jit.compiled().scan_row_blocks();
+        std::fs::write(
+            format!("{path}.plan"),
+            format!("row blocks per top-level scan: {blocks:?}\n{plan}"),
+        )?;
     }
     let mut inputs = random_inputs(&f, 4);
     for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
@@ -30,15 +38,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut jit = brainlift::runtime::compile(&f, Backend::Jit)?;
-    if std::env::var_os("SHOW_BLOCKS").is_some() {
-        let cfg = brainlift::compiler::pipeline::PipelineConfig {
-            lower: Some(brainlift::compiler::pipeline::Lowering { reassociate: true }),
-            ..Default::default()
-        };
-        let report = brainlift::compiler::pipeline::run_pipeline(&f, &cfg)?;
-        let j = brainlift::runtime::JitExecutable::compile(report.output())?;
-        eprintln!("row blocks per scan: {:?}", j.compiled().scan_row_blocks());
-    }
     for _ in 0..3 {
         jit.run(&inputs)?;
     }

@@ -18,8 +18,9 @@
 //! pads that leave axis 0 whole, concatenation along another axis, and matrix products of a
 //! row-split lhs (not transposed) with a free rhs, or batched products whose batch axis is
 //! the row axis. Anything else that touches a row-split value (a product contracting the
-//! batch axis, a nested scan, ...) makes the body unsplittable; so does an output that is not
-//! row-split. The retyped body computes, row for row, exactly the values of the original
+//! batch axis, a nested scan, ...) makes the body unsplittable; so does an output that is
+//! free (every output is stacked or carried per row: row-split, or uniform like a zero
+//! cotangent). The retyped body computes, row for row, exactly the values of the original
 //! (the same ops on the same operands).
 //!
 //! Cost: linear in the body size.
@@ -232,10 +233,12 @@ pub fn split_scan_body(
             cls[r.index()] = c;
         }
     }
+    // Outputs are stacked or carried per row: row-split, or uniform (e.g. a zero cotangent
+    // constant), emitted at `rows` rows.
     if body
         .outputs
         .iter()
-        .any(|o| cls[o.value.index()] != Class::Rows)
+        .any(|o| cls[o.value.index()] == Class::Free)
     {
         return None;
     }
@@ -345,6 +348,22 @@ mod tests {
         )
         .unwrap();
         assert!(split_scan_body(&g, 1, 8, 4).is_none());
+    }
+
+    #[test]
+    fn a_uniform_output_splits_too() {
+        // A backward body returning a zero cotangent for a carry it does not feed.
+        let f = parse_function(
+            "func @body(%g: f64[8,4], %h: f64[8,4]) -> (g: f64[8,4], h: f64[8,4]) {
+  %0: f64[8,4] = constant[value=0.0]
+  %1: f64[8,4] = tanh %h
+  return %0, %1
+}",
+        )
+        .unwrap();
+        let s = split_scan_body(&f, 2, 8, 4).expect("uniform outputs split");
+        assert!(s.body.to_string().contains("constant[value=0.0]"));
+        assert_eq!(s.body.ty(s.body.outputs[0].value).dims(), &[4, 4]);
     }
 
     #[test]

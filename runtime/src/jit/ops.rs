@@ -503,16 +503,8 @@ unsafe impl<A> Sync for SendPtrs<A> {}
 
 /// Runs `block(0..blocks)` on the worker pool (block 0 on the calling thread); serially when
 /// the pool is unavailable.
-fn run_blocks(blocks: usize, block: impl Fn(usize) + Sync + Copy + Send) {
-    match crate::threads::pool() {
-        Some(pool) => pool.in_place_scope(|s| {
-            for i in 1..blocks {
-                s.spawn(move |_| block(i));
-            }
-            block(0);
-        }),
-        None => (0..blocks).for_each(block),
-    }
+fn run_blocks(blocks: usize, block: impl Fn(usize) + Sync) {
+    crate::threads::run_blocks(blocks, &block);
 }
 
 /// Output rows `r0..r1` of block `i` of `blocks` over `m` rows.

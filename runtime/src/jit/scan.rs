@@ -319,30 +319,20 @@ pub(super) unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u
         unsafe { drive(sc, &sc.whole, &mut ss.whole, o) };
         return;
     }
-    let run_all = |states: &mut [DriverState]| {
-        let mut it = sc.blocks.iter().zip(states.iter_mut());
-        let first = it.next();
-        match crate::threads::pool() {
-            Some(pool) => pool.in_place_scope(|scope| {
-                for (d, st) in it {
-                    // SAFETY: each block writes its own rows; see `drive`.
-                    scope.spawn(move |_| unsafe { drive(sc, d, st, o) });
-                }
-                if let Some((d, st)) = first {
-                    // SAFETY: as above.
-                    unsafe { drive(sc, d, st, o) };
-                }
-            }),
-            None => {
-                for (d, st) in first.into_iter().chain(it) {
-                    // SAFETY: as above.
-                    unsafe { drive(sc, d, st, o) };
-                }
-            }
-        }
-    };
-    run_all(&mut ss.blocks);
+    // Each block owns its state; the pool hands block i to one thread.
+    let states = StatePtrs(ss.blocks.as_mut_ptr());
+    crate::threads::run_blocks(sc.blocks.len(), &|i| {
+        let states = &states;
+        // SAFETY: block i is run exactly once per region, so its state is used by one thread;
+        // each block writes its own rows (see `drive`).
+        unsafe { drive(sc, &sc.blocks[i], &mut *states.0.add(i), o) };
+    });
 }
+
+/// The row blocks' states, handed to the worker threads (block i touches only state i).
+struct StatePtrs(*mut DriverState);
+// SAFETY: see `run_scan`: disjoint elements, one thread each.
+unsafe impl Sync for StatePtrs {}
 
 /// The time loop of one driver: no allocation, `x_t` by pointer offset, carries ping-pong
 /// (or live in their home output).
