@@ -114,7 +114,7 @@ fn worker_loop(slot: Arc<Slot>, index: usize) {
                 break s;
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }
@@ -230,7 +230,7 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
     for slot in &pool.slots[..workers] {
         while slot.finished.load(Ordering::Acquire) != seq {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
