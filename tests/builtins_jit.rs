@@ -117,7 +117,8 @@ fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
 /// The tutorial SNN train step takes its input spikes as `bool` and both products that read
 /// them are bool-lhs matmuls on the spikes themselves: `x_t @ W` in the forward scan and the
 /// hoisted weight gradient `X^T dI` over the merged `[T*B]` axis. Nothing casts or copies the
-/// spikes to f64.
+/// spikes to f64. The hidden layer's own spikes stay bool too (`bool_casts`): the readout
+/// product in the forward scan and its hoisted weight gradient read them as bytes.
 #[test]
 fn snn_train_step_multiplies_the_bool_spikes_directly() {
     use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
@@ -143,7 +144,11 @@ fn snn_train_step_multiplies_the_bool_spikes_directly() {
             .map(|i| g.ty(i.args[0]).to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(bool_mm(&lowered), ["bool[25600,100]"], "{text}");
+    assert_eq!(
+        bool_mm(&lowered),
+        ["bool[25600,100]", "bool[25600,10]"],
+        "{text}"
+    );
     let forward = lowered
         .insts
         .iter()
@@ -152,5 +157,5 @@ fn snn_train_step_multiplies_the_bool_spikes_directly() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(bool_mm(&forward), ["bool[256,100]"]);
+    assert_eq!(bool_mm(&forward), ["bool[256,100]", "bool[256,10]"]);
 }

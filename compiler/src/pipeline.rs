@@ -17,8 +17,10 @@
 //!    (`outer_product`; the JIT then contracts them with an add into an `fma`); transposed
 //!    loop-invariant matmul operands are transposed once before their scan
 //!    (`hoist_transpose`, exact); broadcast loop invariants enter their scan unbroadcast
-//!    (`sink_broadcast`, exact: the kernel reads the row); then `algebra` and `dce` (which
-//!    also drops the scan operands nobody reads any more).
+//!    (`sink_broadcast`, exact: the kernel reads the row); 0/1 values stay `bool` until a
+//!    product reads them (`bool_casts`: stacked spikes as bytes, `matmul` of a bool lhs;
+//!    exact); then `algebra` and `dce` (which also drops the scan operands nobody reads any
+//!    more).
 //!
 //! After every pass the result is checked with [`brainlift_ir::verify()`] (always in debug
 //! builds; in release builds when [`PipelineConfig::verify`] is set); a failure is reported as
@@ -27,9 +29,10 @@
 
 use crate::ad::{self, AdError};
 use crate::passes::{
-    algebra::algebra, cse::cse, dce::dce, fold::fold, hoist_transpose::hoist_transpose,
-    inline_custom_vjp::inline_custom_vjp, outer_product::outer_product, scan_hoist::scan_hoist,
-    scan_residuals::scan_residuals, sink_broadcast::sink_broadcast, unroll::unroll,
+    algebra::algebra, bool_casts::bool_casts, cse::cse, dce::dce, fold::fold,
+    hoist_transpose::hoist_transpose, inline_custom_vjp::inline_custom_vjp,
+    outer_product::outer_product, scan_hoist::scan_hoist, scan_residuals::scan_residuals,
+    sink_broadcast::sink_broadcast, unroll::unroll,
 };
 use brainlift_ir::{Function, IrError, verify};
 use std::fmt::Write;
@@ -335,6 +338,7 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
         }
         cur = r.run("hoist_transpose", &cur, hoist_transpose)?;
         cur = r.run("sink_broadcast", &cur, sink_broadcast)?;
+        cur = r.run("bool_casts", &cur, bool_casts)?;
         // `acc_init + ..` with a zero initial accumulator: drop the add.
         cur = r.run("algebra", &cur, |f| algebra(f, false))?;
         cur = r.run("dce", &cur, dce)?;

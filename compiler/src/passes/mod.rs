@@ -4,6 +4,7 @@
 //! exception: it turns a function into a [`fusion::KernelPlan`] for the JIT.
 
 pub mod algebra;
+pub mod bool_casts;
 pub mod cse;
 pub mod dce;
 pub mod fold;
