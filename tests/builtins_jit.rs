@@ -107,8 +107,8 @@ fn tutorial_train_steps_split_by_rows_and_do_not_depend_on_threads() {
         let jit = JitExecutable::compile_threads(&lowered, &Default::default(), 2).unwrap();
         let blocks = jit.compiled().scan_row_blocks();
         assert!(
-            blocks.contains(&2),
-            "@{}: no scan split into 2 row blocks: {blocks:?}",
+            blocks.iter().any(|&b| b >= 2),
+            "@{}: no scan split into row blocks: {blocks:?}",
             f.name
         );
     }

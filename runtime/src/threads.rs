@@ -9,8 +9,9 @@
 //! The pool ([`run_blocks`]) keeps `threads - 1` workers that, after a block, spin for
 //! [`SPIN`] waiting for the next one before they sleep: a train step hands out a few parallel
 //! regions a few hundred microseconds apart, and waking a sleeping thread costs 20–40 µs on
-//! this kind of machine (measured), a tenth of a region. The calling thread runs block 0 and
-//! then waits for the others, so a region behaves like a scoped fork/join. When the pool is
+//! this kind of machine (measured), a tenth of a region. The calling thread and the workers
+//! claim blocks one at a time from a shared counter (a thread slowed down by the host simply
+//! takes fewer), and the caller returns when all are done: a scoped fork/join. When the pool is
 //! busy (another thread of the program is inside a region) or the caller is itself a worker,
 //! the blocks run one after another on the calling thread.
 
@@ -73,6 +74,8 @@ pub fn set_num_threads(n: usize) {
 struct Job {
     f: *const (dyn Fn(usize) + Sync),
     blocks: usize,
+    /// The next unclaimed block (shared by the caller and the workers of the region).
+    next: *const AtomicUsize,
 }
 
 // SAFETY: the closure is `Sync` and outlives every use (see `run_blocks`).
@@ -127,17 +130,18 @@ fn worker_loop(slot: Arc<Slot>, index: usize) {
         seen = seq;
         let job = *slot.job.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(job) = job {
-            // Thread t of the region (0 = the caller, 1.. = workers) runs blocks t, t + T,
-            // t + 2T, ... where T = workers + 1.
-            let stride = job_workers(job.blocks) + 1;
-            let mut i = index + 1;
-            while i < job.blocks {
-                // SAFETY: the caller keeps the closure alive until `finished` reaches `seq`.
-                let f = unsafe { &*job.f };
+            // SAFETY: the caller keeps the closure and the counter alive until `finished`
+            // reaches `seq`.
+            let (f, next) = unsafe { (&*job.f, &*job.next) };
+            let _ = index;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= job.blocks {
+                    break;
+                }
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).is_err() {
                     slot.panicked.store(true, Ordering::Relaxed);
                 }
-                i += stride;
             }
         }
         slot.finished.store(seq, Ordering::Release);
@@ -208,7 +212,12 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
     // SAFETY (lifetime erasure): this function does not return before every worker has
     // finished this job (`finished == seq` below), so the closure outlives its uses.
     let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(block) };
-    let job = Job { f, blocks };
+    let next = AtomicUsize::new(0);
+    let job = Job {
+        f,
+        blocks,
+        next: &next,
+    };
     let seq = pool.seq.fetch_add(1, Ordering::Relaxed) + 1;
     for slot in &pool.slots[..workers] {
         *slot.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
@@ -220,11 +229,14 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
             t.unpark();
         }
     }
-    // The caller's share: blocks 0, T, 2T, ... (T = workers + 1, see `worker_loop`).
-    let mut i = 0;
-    while i < blocks {
+    // Every participant claims the next block until none is left, so a thread that runs
+    // slower (a busy host core) simply takes fewer blocks.
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= blocks {
+            break;
+        }
         block(i);
-        i += workers + 1;
     }
     let mut spins = 0u32;
     for slot in &pool.slots[..workers] {

@@ -119,6 +119,7 @@ fn assert_close(what: &str, got: &[Tensor], want: &[Tensor], rel: f64) {
 #[test]
 fn row_wise_scans_split_and_match_one_thread_bit_for_bit() {
     // Odd batch: blocks of 18 and 19 rows (two block bodies); 3 threads: 12, 12, 13.
+    // (Batches of at least 32 rows per block get two blocks per thread.)
     for reverse in [false, true] {
         let f = row_wise_rnn(40, 37, 24, reverse);
         let ins = inputs(&f, 7);
@@ -128,7 +129,7 @@ fn row_wise_scans_split_and_match_one_thread_bit_for_bit() {
         assert_close("1 thread", &one, &want, 1e-12);
         for threads in [2, 3] {
             let (many, bn) = run(&f, threads, &ins);
-            assert_eq!(bn, vec![threads], "{threads} threads: the scan splits");
+            assert!(bn[0] >= threads, "{threads} threads: the scan splits: {bn:?}");
             assert_bitwise(
                 &format!("{threads} threads, reverse={reverse}"),
                 &many,

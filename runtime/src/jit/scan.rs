@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// Rows below which a block is not worth a thread.
 const MIN_ROWS_PER_BLOCK: usize = 8;
+/// Rows per block from which a scan is cut into two blocks per thread.
+const FINE_ROWS: usize = 32;
 /// Elements a scan must touch (length × body values) before it is split.
 const MIN_SPLIT_WORK: usize = 1 << 17;
 
@@ -229,7 +231,10 @@ fn row_blocks(
     }
     let batch = bf.params[0].ty.dims().first().copied().unwrap_or(0);
     let work: usize = s.length * bf.types.iter().map(|t| t.numel()).sum::<usize>();
-    let nblocks = threads.min(batch / MIN_ROWS_PER_BLOCK);
+    // Two blocks per thread when each keeps FINE_ROWS rows (blocks are claimed dynamically,
+    // so a thread slowed down by the host takes fewer), else one per thread.
+    let fine = (2 * threads).min(batch / FINE_ROWS);
+    let nblocks = fine.max(threads.min(batch / MIN_ROWS_PER_BLOCK));
     if nblocks < 2 || work < MIN_SPLIT_WORK {
         return Ok(vec![]);
     }
