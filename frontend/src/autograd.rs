@@ -356,8 +356,14 @@ impl TrainStep {
                 format!("expected {} data arrays, got {}", self.num_data, data.len()),
             ));
         }
-        let mut all = data.to_vec();
-        all.extend(opt.next_hyper().into_iter().map(Array::scalar_f64));
+        // The data by reference (a data set reused at every step is not copied); the
+        // optimiser's per-step scalars after it.
+        let hyper: Vec<Array> = opt
+            .next_hyper()
+            .into_iter()
+            .map(Array::scalar_f64)
+            .collect();
+        let all: Vec<&Array> = data.iter().chain(&hyper).collect();
         // A non-finite loss leaves every variable (parameters, optimiser state) and the
         // optimiser's update count as they were.
         let finite = |outs: &[Array]| {
@@ -367,7 +373,7 @@ impl TrainStep {
         };
         let outs = self
             .bound
-            .run_with_if(&mut [model, opt as &mut dyn VarOwner], &all, finite);
+            .run_refs_if(&mut [model, opt as &mut dyn VarOwner], &all, finite);
         let loss = match outs {
             Ok(o) => o.first().and_then(|l| l.item()),
             Err(e) => {

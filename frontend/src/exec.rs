@@ -82,6 +82,18 @@ impl Bound {
         data: &[Array],
         accept: impl FnOnce(&[Array]) -> bool,
     ) -> Result<Vec<Array>> {
+        let refs: Vec<&Array> = data.iter().collect();
+        self.run_refs_if(owners, &refs, accept)
+    }
+
+    /// [`Bound::run_with_if`] with the data by reference: nothing is copied on the way in
+    /// (variables are read in place too), which matters for a data set passed at every step.
+    pub fn run_refs_if(
+        &mut self,
+        owners: &mut [&mut dyn VarOwner],
+        data: &[&Array],
+        accept: impl FnOnce(&[Array]) -> bool,
+    ) -> Result<Vec<Array>> {
         let f = self.exe.function();
         if data.len() != self.binding.data_inputs.len() {
             return Err(Error::invalid(
@@ -93,13 +105,16 @@ impl Bound {
                 ),
             ));
         }
-        let mut values: HashMap<u64, Array> = HashMap::new();
+        // The variables' current values by id, as pointers: `visit_vars` hands out references
+        // only for the duration of each callback. The owners are not touched again until the
+        // write-back below, after the last use of these pointers.
+        let mut values: HashMap<u64, *const Array> = HashMap::new();
         for o in owners.iter() {
             o.visit_vars(&mut |_, v| {
-                values.insert(v.id(), v.value().clone());
+                values.insert(v.id(), v.value() as *const Array);
             });
         }
-        let mut inputs: Vec<Option<Array>> = vec![None; f.params.len()];
+        let mut inputs: Vec<Option<&Array>> = vec![None; f.params.len()];
         for (d, &pos) in data.iter().zip(&self.binding.data_inputs) {
             let want = &f.params[pos];
             if d.ty() != &want.ty {
@@ -108,7 +123,7 @@ impl Bound {
                     format!("input '{}' expects {}, got {}", want.name, want.ty, d.ty()),
                 ));
             }
-            inputs[pos] = Some(d.clone());
+            inputs[pos] = Some(*d);
         }
         for &(id, pos) in &self.binding.var_inputs {
             let v = values.remove(&id).ok_or_else(|| {
@@ -120,6 +135,9 @@ impl Bound {
                     ),
                 )
             })?;
+            // SAFETY: `v` points to a variable value of one of `owners`, which are borrowed
+            // (not mutated) until the executable has run; see above.
+            let v = unsafe { &*v };
             if v.ty() != &f.params[pos].ty {
                 return Err(Error::invalid(
                     f.name.clone(),
@@ -133,14 +151,15 @@ impl Bound {
             }
             inputs[pos] = Some(v);
         }
-        let inputs: Vec<Array> = inputs
+        let inputs: Vec<&Array> = inputs
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
                 a.ok_or_else(|| Error::invalid("Bound::run", format!("input {i} is unbound")))
             })
             .collect::<Result<_>>()?;
-        let outs = self.exe.run(&inputs)?;
+        let outs = self.exe.run_refs(&inputs)?;
+        drop(inputs);
         let mut writes: HashMap<u64, Array> = HashMap::new();
         let mut rest = Vec::new();
         for (i, o) in outs.into_iter().enumerate() {

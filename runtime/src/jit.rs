@@ -28,7 +28,7 @@ mod scan;
 pub(crate) mod simd;
 
 use crate::cache;
-use crate::{Executable, RuntimeError, Tensor, TensorData, check_inputs};
+use crate::{Executable, RuntimeError, Tensor, TensorData, check_input_refs};
 use brainlift_compiler::codegen::{CodegenError, CodegenOptions, CompiledKernels, KernelFn};
 use brainlift_compiler::passes::fusion::{ConstData, KernelPlan, Step};
 use brainlift_ir::{DType, Function, Op, TensorType, ValueId, verify};
@@ -685,7 +685,12 @@ fn direct_outputs(level: &Level) -> Vec<Option<Vec<ValueId>>> {
 
 impl Executable for JitExecutable {
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
-        check_inputs(&self.f, inputs)?;
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        self.run_refs(&refs)
+    }
+
+    fn run_refs(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+        check_input_refs(&self.f, inputs)?;
         for (slot, t) in self.params.iter_mut().zip(inputs) {
             *slot = tensor_ptr(t);
         }

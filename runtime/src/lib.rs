@@ -26,12 +26,24 @@ use brainlift_ir::Function;
 pub trait Executable: Send {
     /// Runs the function; `inputs` must match the function's inputs in order and type.
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError>;
+    /// Like [`Executable::run`] with the inputs by reference (no copy of large inputs such as
+    /// a data set passed at every training step). The default clones them.
+    fn run_refs(&mut self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+        let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+        self.run(&owned)
+    }
     /// The function this executable was built from.
     fn function(&self) -> &Function;
 }
 
 /// Checks that `inputs` match the inputs of `f` (count and types), naming the first mismatch.
 pub fn check_inputs(f: &Function, inputs: &[Tensor]) -> Result<(), RuntimeError> {
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    check_input_refs(f, &refs)
+}
+
+/// [`check_inputs`] for inputs by reference.
+pub fn check_input_refs(f: &Function, inputs: &[&Tensor]) -> Result<(), RuntimeError> {
     if inputs.len() != f.params.len() {
         return Err(RuntimeError::Input {
             func: f.name.clone(),

@@ -129,7 +129,10 @@ fn row_wise_scans_split_and_match_one_thread_bit_for_bit() {
         assert_close("1 thread", &one, &want, 1e-12);
         for threads in [2, 3] {
             let (many, bn) = run(&f, threads, &ins);
-            assert!(bn[0] >= threads, "{threads} threads: the scan splits: {bn:?}");
+            assert!(
+                bn[0] >= threads,
+                "{threads} threads: the scan splits: {bn:?}"
+            );
             assert_bitwise(
                 &format!("{threads} threads, reverse={reverse}"),
                 &many,
