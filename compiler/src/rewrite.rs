@@ -87,6 +87,45 @@ pub fn rebuild(
     ))
 }
 
+/// Rebuilds `f` with new params: `params` gives every param's name and type (the first
+/// `f.params.len()` replace `f`'s own, in order; more may follow). `bind` emits what stands
+/// for each old param (e.g. the new param itself, or a broadcast of it) and returns those
+/// values; `on_inst` may rewrite an instruction (`Some(results)`) or leave it (`None`, copied
+/// with its operands mapped).
+pub fn rebuild_with_params(
+    f: &Function,
+    params: &[(String, brainlift_ir::TensorType)],
+    bind: impl FnOnce(&mut FunctionBuilder, &[ValueId]) -> Result<Vec<ValueId>, IrError>,
+    mut on_inst: impl FnMut(
+        &mut FunctionBuilder,
+        &brainlift_ir::Inst,
+        &[ValueId],
+    ) -> Result<Option<Vec<ValueId>>, IrError>,
+) -> Result<Function, IrError> {
+    let mut b = FunctionBuilder::new(f.name.clone());
+    let new_params: Vec<ValueId> = params
+        .iter()
+        .map(|(n, t)| b.param(n.clone(), t.clone()))
+        .collect();
+    let mut map = bind(&mut b, &new_params)?;
+    map.resize(f.types.len(), ValueId(u32::MAX));
+    for inst in &f.insts {
+        let args: Vec<ValueId> = inst.args.iter().map(|v| map[v.index()]).collect();
+        let res = match on_inst(&mut b, inst, &args)? {
+            Some(r) => r,
+            None => b.push(inst.op.clone(), &args)?.to_vec(),
+        };
+        for (old, new) in inst.results.iter().zip(res) {
+            map[old.index()] = new;
+        }
+    }
+    Ok(b.finish(
+        f.outputs
+            .iter()
+            .map(|o| (o.name.clone(), map[o.value.index()])),
+    ))
+}
+
 /// Applies `pass` to every nested function of `op` (scan body, custom_vjp forward/backward).
 pub fn map_bodies(
     op: &Op,

@@ -8,8 +8,8 @@
 //! Nested scans are handled recursively. The old invariant stays an operand (DCE drops it
 //! when nothing else reads it). Cost: linear.
 
-use crate::rewrite::{map_bodies, rebuild};
-use brainlift_ir::{Function, FunctionBuilder, IrError, Op, Scan, ValueId};
+use crate::rewrite::{map_bodies, rebuild, rebuild_with_params};
+use brainlift_ir::{Function, IrError, Op, Scan, TensorType, ValueId};
 
 /// Hoists the transposes of loop-invariant right-hand sides out of every scan.
 pub fn hoist_transpose(f: &Function) -> Result<Function, IrError> {
@@ -57,27 +57,27 @@ pub fn hoist_transpose(f: &Function) -> Result<Function, IrError> {
             new_args.push(b.push1(Op::Transpose(perm), &[args[p]])?);
         }
         // Inside: the same body with the transposed invariants as extra params.
-        let mut nb = FunctionBuilder::new(body.name.clone());
-        let mut map: Vec<ValueId> = body
+        let mut params: Vec<(String, TensorType)> = body
             .params
             .iter()
-            .map(|p| nb.param(p.name.clone(), p.ty.clone()))
+            .map(|p| (p.name.clone(), p.ty.clone()))
             .collect();
-        let extra: Vec<ValueId> = hoisted
-            .iter()
-            .map(|&p| {
-                let t = nb.ty(ValueId(p as u32)).clone();
-                let mut d = t.dims().to_vec();
-                let r = d.len();
-                d.swap(r - 2, r - 1);
-                let name = format!("{}_t", body.params[p].name);
-                nb.param(name, brainlift_ir::TensorType::new(t.dtype, d))
-            })
-            .collect();
-        map.resize(body.types.len(), ValueId(u32::MAX));
-        for inst in &body.insts {
-            let a: Vec<ValueId> = inst.args.iter().map(|v| map[v.index()]).collect();
-            let res = match &inst.op {
+        for &p in &hoisted {
+            let t = body.ty(ValueId(p as u32));
+            let mut d = t.dims().to_vec();
+            let r = d.len();
+            d.swap(r - 2, r - 1);
+            params.push((
+                format!("{}_t", body.params[p].name),
+                TensorType::new(t.dtype, d),
+            ));
+        }
+        let np = body.params.len();
+        let new_body = rebuild_with_params(
+            &body,
+            &params,
+            |_, ps| Ok(ps[..np].to_vec()),
+            |nb, inst, a| match &inst.op {
                 Op::Matmul {
                     transpose_lhs,
                     transpose_rhs: true,
@@ -86,27 +86,20 @@ pub fn hoist_transpose(f: &Function) -> Result<Function, IrError> {
                         .iter()
                         .position(|&p| p == inst.args[1].index())
                         .expect("hoisted above");
-                    nb.push(
-                        Op::Matmul {
-                            transpose_lhs: *transpose_lhs,
-                            transpose_rhs: false,
-                        },
-                        &[a[0], extra[k]],
-                    )?
+                    let op = Op::Matmul {
+                        transpose_lhs: *transpose_lhs,
+                        transpose_rhs: false,
+                    };
+                    // The extra params follow the old ones.
+                    Ok(Some(
+                        nb.push(op, &[a[0], ValueId((np + k) as u32)])?.to_vec(),
+                    ))
                 }
-                other => nb.push(other.clone(), &a)?,
-            };
-            for (old, new) in inst.results.iter().zip(res) {
-                map[old.index()] = new;
-            }
-        }
-        let outs: Vec<(String, ValueId)> = body
-            .outputs
-            .iter()
-            .map(|o| (o.name.clone(), map[o.value.index()]))
-            .collect();
+                _ => Ok(None),
+            },
+        )?;
         let new = Scan {
-            body: nb.finish(outs),
+            body: new_body,
             ..(**sc).clone()
         };
         Ok(b.push(Op::Scan(Box::new(new)), &new_args)?.to_vec())

@@ -8,8 +8,8 @@
 //! and outputs, computing the same values bit for bit. Applies to scans at every level. The
 //! outer broadcast stays when something else reads it (DCE removes it otherwise). Cost: linear.
 
-use crate::rewrite::{map_bodies, rebuild};
-use brainlift_ir::{Function, FunctionBuilder, IrError, Op, Scan, ValueId};
+use crate::rewrite::{map_bodies, rebuild, rebuild_with_params};
+use brainlift_ir::{Function, IrError, Op, Scan, ValueId};
 use std::collections::HashMap;
 
 /// Sinks broadcast loop invariants into every scan body (see the module doc).
@@ -47,42 +47,37 @@ pub fn sink_broadcast(f: &Function) -> Result<Function, IrError> {
             };
             return Ok(b.push(Op::Scan(Box::new(new)), args)?.to_vec());
         }
-        let mut nb = FunctionBuilder::new(body.name.clone());
         let mut new_args = Vec::with_capacity(args.len());
-        let mut params: Vec<ValueId> = Vec::with_capacity(body.params.len());
+        let mut params = Vec::with_capacity(body.params.len());
         for (i, p) in body.params.iter().enumerate() {
             match &sunk[i] {
                 Some((_, x)) => {
-                    params.push(nb.param(p.name.clone(), b.ty(*x).clone()));
+                    params.push((p.name.clone(), b.ty(*x).clone()));
                     new_args.push(*x);
                 }
                 None => {
-                    params.push(nb.param(p.name.clone(), p.ty.clone()));
+                    params.push((p.name.clone(), p.ty.clone()));
                     new_args.push(args[i]);
                 }
             }
         }
-        let mut map: Vec<ValueId> = params.clone();
-        for (i, s) in sunk.iter().enumerate() {
-            if let Some((op, _)) = s {
-                map[i] = nb.push1(op.clone(), &[params[i]])?;
-            }
-        }
-        map.resize(body.types.len(), ValueId(u32::MAX));
-        for inst in &body.insts {
-            let a: Vec<ValueId> = inst.args.iter().map(|v| map[v.index()]).collect();
-            let res = nb.push(inst.op.clone(), &a)?;
-            for (old, new) in inst.results.iter().zip(res) {
-                map[old.index()] = new;
-            }
-        }
-        let outs: Vec<(String, ValueId)> = body
-            .outputs
-            .iter()
-            .map(|o| (o.name.clone(), map[o.value.index()]))
-            .collect();
+        let new_body = rebuild_with_params(
+            &body,
+            &params,
+            |nb, ps| {
+                // A sunk param is broadcast again at the top of the body.
+                ps.iter()
+                    .zip(&sunk)
+                    .map(|(&p, s)| match s {
+                        Some((op, _)) => nb.push1(op.clone(), &[p]),
+                        None => Ok(p),
+                    })
+                    .collect()
+            },
+            |_, _, _| Ok(None),
+        )?;
         let new = Scan {
-            body: nb.finish(outs),
+            body: new_body,
             ..(**sc).clone()
         };
         Ok(b.push(Op::Scan(Box::new(new)), &new_args)?.to_vec())

@@ -21,75 +21,77 @@ pub(crate) fn has_avx2_fma() -> bool {
     })
 }
 
-macro_rules! dispatch {
-    ($name:ident, $avx:ident, $base:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        #[inline]
-        pub(crate) fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2_fma() {
-                // SAFETY: the CPU supports the features the variant is compiled for.
-                return unsafe { $avx($($arg),*) };
+/// A multiply-add: fused where the variant has FMA, else multiply then add.
+macro_rules! madd {
+    (fused, $a:expr, $b:expr, $c:expr) => {
+        $a.mul_add($b, $c)
+    };
+    (plain, $a:expr, $b:expr, $c:expr) => {
+        $a * $b + $c
+    };
+}
+
+/// Defines the loops once, for both variants.
+macro_rules! loops {
+    ($axpy:ident, $dot:ident, $mode:ident $(, #[$attr:meta])*) => {
+        /// `y[i] += a * x[i]` for every `i` (lengths must match; extra elements are ignored).
+        $(#[$attr])*
+        #[allow(unused_unsafe, clippy::assign_op_pattern)]
+        unsafe fn $axpy(a: f64, x: &[f64], y: &mut [f64]) {
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = madd!($mode, a, *x, *y);
             }
-            $base($($arg),*)
+        }
+
+        /// `sum x[i] * y[i]` over eight interleaved partial sums (lane `i % 8`), added
+        /// pairwise.
+        $(#[$attr])*
+        #[allow(unused_unsafe, clippy::assign_op_pattern)]
+        unsafe fn $dot(x: &[f64], y: &[f64]) -> f64 {
+            let mut acc = [0.0f64; 8];
+            let n = x.len().min(y.len());
+            let (xc, yc) = (x[..n].chunks_exact(8), y[..n].chunks_exact(8));
+            let (xr, yr) = (xc.remainder(), yc.remainder());
+            for (xs, ys) in xc.zip(yc) {
+                for l in 0..8 {
+                    acc[l] = madd!($mode, xs[l], ys[l], acc[l]);
+                }
+            }
+            for (l, (a, b)) in xr.iter().zip(yr).enumerate() {
+                acc[l] = madd!($mode, *a, *b, acc[l]);
+            }
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
         }
     };
 }
 
-/// `y[i] += a * x[i]` for every `i` (lengths must match; extra elements are ignored).
-#[inline(always)]
-fn axpy_base(a: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
+loops!(axpy_base, dot_base, plain, #[inline(always)]);
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn axpy_avx2(a: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = a.mul_add(*x, *y);
+loops!(axpy_avx2, dot_avx2, fused, #[target_feature(enable = "avx2,fma")]);
+
+/// See [`axpy_base`] (the AVX2+FMA variant when the CPU has it).
+#[inline]
+pub(crate) fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports the features the variant is compiled for.
+        return unsafe { axpy_avx2(a, x, y) };
     }
+    // SAFETY: the baseline variant has no requirements.
+    unsafe { axpy_base(a, x, y) }
 }
 
-dispatch!(axpy, axpy_avx2, axpy_base, (a: f64, x: &[f64], y: &mut [f64]) -> ());
-
-/// `sum x[i] * y[i]` over eight interleaved partial sums (lane `i % 8`), added pairwise.
-#[inline(always)]
-fn dot_base(x: &[f64], y: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let n = x.len().min(y.len());
-    let (xc, yc) = (x[..n].chunks_exact(8), y[..n].chunks_exact(8));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (xs, ys) in xc.zip(yc) {
-        for l in 0..8 {
-            acc[l] += xs[l] * ys[l];
-        }
+/// See [`dot_base`] (the AVX2+FMA variant when the CPU has it).
+#[inline]
+pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports the features the variant is compiled for.
+        return unsafe { dot_avx2(x, y) };
     }
-    for (l, (a, b)) in xr.iter().zip(yr).enumerate() {
-        acc[l] += a * b;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+    // SAFETY: the baseline variant has no requirements.
+    unsafe { dot_base(x, y) }
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(x: &[f64], y: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let n = x.len().min(y.len());
-    let (xc, yc) = (x[..n].chunks_exact(8), y[..n].chunks_exact(8));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (xs, ys) in xc.zip(yc) {
-        for l in 0..8 {
-            acc[l] = xs[l].mul_add(ys[l], acc[l]);
-        }
-    }
-    for (l, (a, b)) in xr.iter().zip(yr).enumerate() {
-        acc[l] = a.mul_add(*b, acc[l]);
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-}
-
-dispatch!(dot, dot_avx2, dot_base, (x: &[f64], y: &[f64]) -> f64);
 
 #[cfg(test)]
 mod tests {
