@@ -205,8 +205,11 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
     let Some(pool) = pool() else {
         return serial();
     };
-    let Ok(_guard) = pool.busy.try_lock() else {
-        return serial();
+    // A guard poisoned by an earlier panicking region is still a free pool.
+    let _guard = match pool.busy.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return serial(),
     };
     let workers = job_workers(blocks);
     // SAFETY (lifetime erasure): this function does not return before every worker has
@@ -231,13 +234,17 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
     }
     // Every participant claims the next block until none is left, so a thread that runs
     // slower (a busy host core) simply takes fewer blocks.
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= blocks {
-            break;
+    // A panicking block must not unwind past the workers still using `block`: catch it,
+    // wait for them, then re-raise.
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= blocks {
+                break;
+            }
+            block(i);
         }
-        block(i);
-    }
+    }));
     let mut spins = 0u32;
     for slot in &pool.slots[..workers] {
         while slot.finished.load(Ordering::Acquire) != seq {
@@ -248,6 +255,9 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
                 std::hint::spin_loop();
             }
         }
+    }
+    if let Err(payload) = mine {
+        std::panic::resume_unwind(payload);
     }
     if pool.slots[..workers]
         .iter()
@@ -285,6 +295,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_panicking_block_is_re_raised_after_the_region() {
+        let done = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_blocks(4, &|i| {
+                if i == 0 {
+                    panic!("block 0 fails");
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        assert!(r.is_err());
+        // The pool still works afterwards, in parallel.
+        let before = done.load(Ordering::Relaxed);
+        let workers = std::sync::Mutex::new(std::collections::HashSet::new());
+        run_blocks(2, &|_| {
+            done.fetch_add(1, Ordering::Relaxed);
+            workers.lock().unwrap().insert(std::thread::current().id());
+        });
+        assert_eq!(done.load(Ordering::Relaxed), before + 2);
     }
 
     #[test]
