@@ -928,3 +928,26 @@ fn long_chains() {
         }
     }
 }
+
+/// A chain of 30 000 ops (what a Rust loop over `x = tanh(0.99 x + 0.01)` traces to) compiles
+/// without overflowing the stack, in kernels of at most `MAX_GROUP_OPS` ops, and agrees with
+/// the interpreter.
+#[test]
+fn very_long_chains_compile_without_deep_recursion() {
+    let n = 7;
+    let mut b = FunctionBuilder::new("very_long");
+    let x = b.param("x", tt(DType::F64, &[n]));
+    let c1 = b.splat(tt(DType::F64, &[n]), 0.99);
+    let c2 = b.splat(tt(DType::F64, &[n]), 0.01);
+    let mut h = x;
+    for _ in 0..10_000 {
+        let m = b.mul(h, c1).unwrap();
+        let a = b.add(m, c2).unwrap();
+        h = b.unary(UnaryOp::Tanh, a).unwrap();
+    }
+    let f = b.finish([("h".to_string(), h)]);
+    let exe = JitExecutable::compile(&f).unwrap();
+    let max = brainlift_compiler::passes::fusion::MAX_GROUP_OPS;
+    assert_eq!(exe.compiled().plan().steps.len(), 30_000usize.div_ceil(max));
+    check_with(&f, &inputs_for(&f, 3, false), Tol::Rel(1e-12));
+}

@@ -271,6 +271,12 @@ struct Emitter<'a, 'b, 'c> {
     hoisted_v: Vec<Option<VV>>,
 }
 
+/// Kernels with more nodes than this evaluate their nodes in index order before the outputs
+/// (each node's operands are then ready, so evaluation never recurses deeper than one level);
+/// shorter kernels are emitted from the outputs down, which places every instruction next to
+/// its first use. Without it a 10 000-op chain overflowed the stack.
+const DEEP_KERNEL: usize = 256;
+
 /// Per-iteration addressing context: row base address per input/output and the element index.
 #[derive(Clone)]
 struct Addr {
@@ -624,8 +630,46 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         }
     }
 
+    /// The nodes to evaluate ahead in index order for a long kernel (see [`DEEP_KERNEL`]):
+    /// reachable from an output, not hoisted, and not a multiply its consumer contracts.
+    fn ahead(&self, hoisted: impl Fn(usize) -> bool) -> Vec<usize> {
+        let nn = self.k.nodes.len();
+        if nn <= DEEP_KERNEL {
+            return vec![];
+        }
+        let mut live = vec![false; nn];
+        for o in &self.k.outputs {
+            live[o.node] = true;
+        }
+        for n in (0..nn).rev() {
+            if !live[n] {
+                continue;
+            }
+            match self.k.nodes[n].kind {
+                KernelNodeKind::Unary(_, a) | KernelNodeKind::Cast(a) => live[a] = true,
+                KernelNodeKind::Binary(_, a, c) | KernelNodeKind::Compare(_, a, c) => {
+                    live[a] = true;
+                    live[c] = true;
+                }
+                KernelNodeKind::Select(p, a, c) => {
+                    live[p] = true;
+                    live[a] = true;
+                    live[c] = true;
+                }
+                _ => {}
+            }
+        }
+        (0..nn)
+            .filter(|&n| live[n] && !hoisted(n) && self.fma_operand(n).is_none())
+            .collect()
+    }
+
     fn scalar_body(&mut self, addr: &Addr) {
         let mut memo: Vec<Option<Value>> = self.hoisted_s.clone();
+        // Long chains: evaluate in index order first, so the recursion below stays shallow.
+        for n in self.ahead(|n| memo[n].is_some()) {
+            self.scalar_eval(n, addr, &mut memo);
+        }
         for o in 0..self.k.outputs.len() {
             let n = self.k.outputs[o].node;
             let v = self.scalar_eval(n, addr, &mut memo);
@@ -947,6 +991,10 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
 
     fn vector_body(&mut self, addr: &Addr) {
         let mut memo: Vec<Option<VV>> = self.hoisted_v.clone();
+        // Long chains: evaluate in index order first, so the recursion below stays shallow.
+        for n in self.ahead(|n| memo[n].is_some()) {
+            self.vec_eval(n, addr, &mut memo);
+        }
         for o in 0..self.k.outputs.len() {
             let n = self.k.outputs[o].node;
             let v = self.vec_eval(n, addr, &mut memo);

@@ -252,6 +252,10 @@ enum ValKind {
     Step,
 }
 
+/// Most instructions in one fused kernel; a longer elementwise chain continues in a new
+/// kernel that reads the previous one's result.
+pub const MAX_GROUP_OPS: usize = 256;
+
 #[derive(Debug)]
 struct Group {
     shape: Shape,
@@ -350,6 +354,11 @@ impl<'a> Fuser<'a> {
                     let mut cands: Vec<usize> = Vec::new();
                     for &a in &inst.args {
                         if let Some(g) = self.group_of(a) {
+                            // A full group is sealed: kernels stay a size Cranelift compiles
+                            // in time linear in the chain (one 30 000-op kernel took minutes).
+                            if self.groups[g].insts.len() >= MAX_GROUP_OPS {
+                                self.groups[g].open = false;
+                            }
                             if self.groups[g].open && self.groups[g].shape == rty.shape {
                                 if !cands.contains(&g) {
                                     cands.push(g);
@@ -383,7 +392,9 @@ impl<'a> Fuser<'a> {
                         self.groups[target].insts.extend(moved);
                     }
                     self.groups[target].insts.push(k);
-                    self.groups[target].insts.sort_unstable();
+                    if cands.len() > 1 {
+                        self.groups[target].insts.sort_unstable();
+                    }
                     for r in &inst.results {
                         self.kind[r.index()] = ValKind::Group(target);
                     }
