@@ -13,6 +13,18 @@
 # prints one table per thread count and writes bench/results.json (keyed by thread count).
 # BRAINLIFT_BIN=/path/to/brainlift skips the cargo build and uses that binary.
 set -euo pipefail
+usage() {
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  echo "Other settings (environment): BENCH_SECONDS (timing budget per step workload, default 1),"
+  echo "BENCH_CORE (first pinned core, default 0), PYTHON (the interpreter for the venv)."
+}
+if [ $# -gt 0 ]; then
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare.sh takes no arguments (got '$*'); its settings are environment variables:" >&2
+       usage >&2; exit 2 ;;
+  esac
+fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 PY="${PYTHON:-python3}"

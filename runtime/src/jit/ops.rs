@@ -107,21 +107,25 @@ impl MatmulDesc {
         }
     }
 
-    /// Splits large single products for `threads` threads. A long contraction with a float
-    /// lhs (a weight gradient summed over time × batch: `k` much larger than the output) is
-    /// split into `k` ranges whose partial products are added in block order after the
-    /// parallel part (rounding then differs from the serial sum, deterministically);
-    /// otherwise the output rows are split (the event-driven lines, for a `bool` lhs), and
-    /// every element is summed exactly as in the serial product.
+    /// Splits large single products into blocks run on `threads` threads.
+    ///
+    /// A long contraction with a float lhs (a weight gradient summed over time × batch: `k`
+    /// at least 4× the output's sides) is *always* computed as [`K_PARTS`] partial products
+    /// over `k` ranges added in order — on one thread too — so its rounding is the same for
+    /// every thread count (and differs from one unsplit sum only by that association). Other
+    /// large products split their output rows (the event-driven lines, for a `bool` lhs) when
+    /// there are threads, and every element is summed exactly as in the serial product. So
+    /// no result depends on the thread count.
     pub fn parallel(mut self, threads: usize) -> MatmulDesc {
         let big = self.m * self.n * self.k >= PARALLEL_MIN_MNK;
-        if threads < 2 || !big || self.batch != 1 || self.dtype != DType::F64 {
+        if !big || self.batch != 1 || self.dtype != DType::F64 {
             return self;
         }
-        if !self.bool_lhs && self.k >= 4 * self.m.max(self.n) {
-            self.blocks = threads.min(self.k / PARALLEL_MIN_K).max(1);
-            self.split_k = self.blocks > 1;
-        } else {
+        if !self.bool_lhs && self.k >= 4 * self.m.max(self.n) && self.k >= K_PARTS * PARALLEL_MIN_K
+        {
+            self.blocks = K_PARTS;
+            self.split_k = true;
+        } else if threads > 1 {
             self.blocks = threads.min(self.m / PARALLEL_MIN_ROWS).max(1);
         }
         self
@@ -149,6 +153,9 @@ const PARALLEL_MIN_MNK: usize = 1 << 22;
 const PARALLEL_MIN_ROWS: usize = 16;
 /// Shortest contraction range per parallel block.
 const PARALLEL_MIN_K: usize = 256;
+/// Partial products of a long contraction (fixed, so the rounding does not depend on the
+/// thread count; claimed dynamically by however many threads there are).
+pub(crate) const K_PARTS: usize = 4;
 
 /// Below this many multiply-adds per batch (or for `k` up to [`SMALL_K`]) a plain loop beats
 /// `gemm`'s packing; it also sums in the interpreter's order.
