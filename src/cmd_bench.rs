@@ -191,18 +191,8 @@ fn bptt_step() -> CliResult<Workload> {
 }
 
 fn snn_step() -> CliResult<Workload> {
-    use brainlift::dyn_::SpikeForward;
-    use brainlift::tutorial::snn::{SnnNet, poisson_data, snn_train_step};
-    let (t, b) = (100, 256);
-    brainlift::random::seed(0);
-    let mut net =
-        SnnNet::new(100, 10, 2, 1.0, SpikeForward::Heaviside).map_err(|e| e.to_string())?;
-    net.reset_state(b);
-    let (x, y) = poisson_data(t, b, 100, 10.0, 1.0).map_err(|e| e.to_string())?;
-    let mut opt = Adam::new(4e-3);
-    let step = snn_train_step(&net, &mut opt, x.ty(), y.ty(), Backend::Interp)
+    let (f, x, y) = brainlift::tutorial::snn::tutorial_train_step_function(100, 256)
         .map_err(|e| e.to_string())?;
-    let f = step.function().clone();
     let mut inputs = realistic_inputs(&f, 5);
     for (p, v) in f.params.iter().zip(inputs.iter_mut()) {
         if p.name == "xs" {

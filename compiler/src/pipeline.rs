@@ -14,7 +14,9 @@
 //!    scans read the forward scan's values instead of recomputing them (`scan_residuals`,
 //!    exact); with [`Lowering::reassociate`] per-step accumulators leave the loops
 //!    (`scan_hoist`) and `k = 1` matmuls become elementwise outer products
-//!    (`outer_product`; the JIT then contracts them with an add into an `fma`); transposed
+//!    (`outer_product`; the JIT then contracts them with an add into an `fma`) and divisions
+//!    by constants become multiplies, chains of constant factors one factor (`const_scale`);
+//!    transposed
 //!    loop-invariant matmul operands are transposed once before their scan
 //!    (`hoist_transpose`, exact); broadcast loop invariants enter their scan unbroadcast
 //!    (`sink_broadcast`, exact: the kernel reads the row); 0/1 values stay `bool` until a
@@ -29,8 +31,8 @@
 
 use crate::ad::{self, AdError};
 use crate::passes::{
-    algebra::algebra, bool_casts::bool_casts, cse::cse, dce::dce, fold::fold,
-    hoist_transpose::hoist_transpose, inline_custom_vjp::inline_custom_vjp,
+    algebra::algebra, bool_casts::bool_casts, const_scale::const_scale, cse::cse, dce::dce,
+    fold::fold, hoist_transpose::hoist_transpose, inline_custom_vjp::inline_custom_vjp,
     outer_product::outer_product, scan_hoist::scan_hoist, scan_residuals::scan_residuals,
     sink_broadcast::sink_broadcast, unroll::unroll,
 };
@@ -74,7 +76,8 @@ pub struct PipelineConfig {
 pub struct Lowering {
     /// Let rounding change: per-step accumulators of a scan become one GEMM or reduction
     /// after the loop (`scan_hoist`), and outer products become elementwise multiplies that
-    /// the JIT contracts with a following add into an `fma` (`outer_product`).
+    /// the JIT contracts with a following add into an `fma` (`outer_product`), and divisions
+    /// by constants become multiplies by the reciprocal (`const_scale`).
     pub reassociate: bool,
 }
 
@@ -335,6 +338,7 @@ pub fn run_pipeline(f: &Function, cfg: &PipelineConfig) -> Result<PipelineReport
         if low.reassociate {
             cur = r.run("scan_hoist", &cur, scan_hoist)?;
             cur = r.run("outer_product", &cur, outer_product)?;
+            cur = r.run("const_scale", &cur, const_scale)?;
         }
         cur = r.run("hoist_transpose", &cur, hoist_transpose)?;
         cur = r.run("sink_broadcast", &cur, sink_broadcast)?;

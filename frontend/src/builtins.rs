@@ -212,17 +212,5 @@ fn rnn() -> Result<Function> {
 }
 
 fn snn() -> Result<Function> {
-    use crate::Module;
-    crate::random::seed(0);
-    let mut net = crate::tutorial::snn::SnnNet::new(100, 10, 2, 1.0, Default::default())?;
-    net.reset_state(256);
-    let mut opt = crate::optim::Adam::new(4e-3);
-    let step = crate::tutorial::snn::snn_train_step(
-        &net,
-        &mut opt,
-        &TensorType::new(DType::Bool, [100, 256, 100]),
-        &f64t(&[256]),
-        brainlift_runtime::Backend::Interp,
-    )?;
-    Ok(step.function().clone())
+    Ok(crate::tutorial::snn::tutorial_train_step_function(100, 256)?.0)
 }

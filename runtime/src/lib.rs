@@ -109,7 +109,8 @@ impl Backend {
 pub struct CompileOptions {
     /// Let the JIT reorder sums where that is faster: per-step accumulators of a scan become
     /// one GEMM or reduction after the loop (`scan_hoist`), outer products become
-    /// elementwise code contracted into `fma`s (`outer_product`). Results then differ from the
+    /// elementwise code contracted into `fma`s (`outer_product`), divisions by constants
+    /// become multiplies (`const_scale`). Results then differ from the
     /// interpreter by rounding (~1e-15 relative). Turn off where rounding is amplified, e.g.
     /// the normal equations of an ill-conditioned ridge fit (`BRAINLIFT_NO_SCAN_HOIST=1` turns
     /// it off everywhere, for A/B measurements).

@@ -5,6 +5,7 @@
 
 pub mod algebra;
 pub mod bool_casts;
+pub mod const_scale;
 pub mod cse;
 pub mod dce;
 pub mod fold;

@@ -386,6 +386,25 @@ pub fn snn_train_step(
     )
 }
 
+/// The function one training step of the tutorial network compiles to (forward scan over
+/// `num_step` steps of `num_sample` samples with `bool` input spikes, cross-entropy of the
+/// maximum over time, reverse scan, Adam with lr 4e-3), with weights drawn from generator
+/// seed 0, and Poisson inputs at 10 Hz with random labels fitting it (for benchmarks,
+/// profiles and IR inspection). The function's other inputs (states, moments, `hyper.*`)
+/// are left to the caller.
+pub fn tutorial_train_step_function(
+    num_step: usize,
+    num_sample: usize,
+) -> Result<(brainlift_ir::Function, Array, Array)> {
+    random::seed(0);
+    let mut net = SnnNet::new(100, 10, 2, 1.0, SpikeForward::Heaviside)?;
+    net.reset_state(num_sample);
+    let (x, y) = poisson_data(num_step, num_sample, 100, 10.0, 1.0)?;
+    let mut opt = Adam::new(4e-3);
+    let step = snn_train_step(&net, &mut opt, x.ty(), y.ty(), Backend::Interp)?;
+    Ok((step.function().clone(), x, y))
+}
+
 /// Runs tutorial part 3 (see the module doc) and returns its numbers.
 pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
     let start = Instant::now();
