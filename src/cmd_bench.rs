@@ -8,10 +8,9 @@
 
 use crate::CliResult;
 use brainlift::ir::{DType, Function, TensorType};
-use brainlift::optim::Adam;
 use brainlift::runtime::{Backend, Tensor, random::random_inputs};
 use brainlift::tutorial::rnn::tutorial_train_step_function;
-use brainlift::{Module, trace};
+use brainlift::trace;
 use clap::Args;
 use serde_json::json;
 use std::time::{Duration, Instant};

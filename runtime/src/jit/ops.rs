@@ -628,6 +628,55 @@ fn nonzero_mask64_swar(b: &[u8]) -> u64 {
     m
 }
 
+/// A routine for [`nonzero_mask64`]'s job, one per instruction set: the event-driven
+/// products are compiled once per routine and pick the best the CPU has at run time.
+trait ByteMask {
+    /// Bit `i` set iff `b[i] != 0`, for the first 64 bytes of `b`.
+    fn mask64(b: &[u8]) -> u64;
+}
+
+/// Any CPU: [`nonzero_mask64`] (SSE2 on x86-64).
+struct PortableMask;
+
+impl ByteMask for PortableMask {
+    #[inline(always)]
+    fn mask64(b: &[u8]) -> u64 {
+        nonzero_mask64(b)
+    }
+}
+
+/// Two 32-byte compares; only used inside functions compiled with AVX2 enabled (after
+/// run-time detection), where the intrinsics inline.
+#[cfg(target_arch = "x86_64")]
+struct Avx2Mask;
+
+#[cfg(target_arch = "x86_64")]
+impl ByteMask for Avx2Mask {
+    #[inline(always)]
+    fn mask64(b: &[u8]) -> u64 {
+        use std::arch::x86_64::{
+            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+            _mm256_setzero_si256,
+        };
+        assert!(b.len() >= 64);
+        // SAFETY: callers run only after `avx2_available()`; the 64 bytes lie within `b`.
+        unsafe {
+            let p = b.as_ptr() as *const __m256i;
+            let z = _mm256_setzero_si256();
+            let lo = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256(p), z));
+            let hi = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256(p.add(1)), z));
+            !((lo as u32 as u64) | ((hi as u32 as u64) << 32))
+        }
+    }
+}
+
+/// True when the AVX2 versions of the event-driven products may run (cached by std).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn avx2_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// Bytes scanned per batch of [`nonzero_bytes`] (its index buffer holds one batch).
 const SCAN_CHUNK: usize = 4096;
 
@@ -643,7 +692,7 @@ type ScanBuf = [u16; SCAN_CHUNK + 2];
 /// (64-byte masks; two indices written unconditionally per mask, a loop only for a third),
 /// then `f` runs over that list.
 #[inline(always)]
-fn nonzero_bytes(
+fn nonzero_bytes<M: ByteMask>(
     bytes: &[u8],
     buf: &mut ScanBuf,
     budget: &mut usize,
@@ -666,13 +715,13 @@ fn nonzero_bytes(
         };
         let mut groups = chunk.chunks_exact(64);
         for (g, group) in (&mut groups).enumerate() {
-            push(nonzero_mask64(group), 64 * g, &mut cnt);
+            push(M::mask64(group), 64 * g, &mut cnt);
         }
         let tail = groups.remainder();
         if !tail.is_empty() {
             let mut last = [0u8; 64];
             last[..tail.len()].copy_from_slice(tail);
-            push(nonzero_mask64(&last), chunk.len() - tail.len(), &mut cnt);
+            push(M::mask64(&last), chunk.len() - tail.len(), &mut cnt);
         }
         if cnt > *budget {
             return false;
@@ -697,6 +746,39 @@ unsafe fn sparse_bool_rows(
     a: *const u8,
     b: *const f64,
     out: *mut f64,
+    rows: (usize, usize),
+    fin: (usize, usize),
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_available() {
+        /// [`sparse_bool_rows_with`] compiled for AVX2 (the mask, the finiteness check and the
+        /// row additions all use 256-bit vectors).
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(
+            d: &MatmulDesc,
+            a: *const u8,
+            b: *const f64,
+            out: *mut f64,
+            rows: (usize, usize),
+            fin: (usize, usize),
+        ) -> bool {
+            // SAFETY: as for the caller.
+            unsafe { sparse_bool_rows_with::<Avx2Mask>(d, a, b, out, rows, fin) }
+        }
+        // SAFETY: AVX2 is available (checked); the caller's guarantees hold.
+        return unsafe { avx2(d, a, b, out, rows, fin) };
+    }
+    // SAFETY: the caller's guarantees.
+    unsafe { sparse_bool_rows_with::<PortableMask>(d, a, b, out, rows, fin) }
+}
+
+/// [`sparse_bool_rows`] with the byte-mask routine `M`.
+#[inline(always)]
+unsafe fn sparse_bool_rows_with<M: ByteMask>(
+    d: &MatmulDesc,
+    a: *const u8,
+    b: *const f64,
+    out: *mut f64,
     (r0, r1): (usize, usize),
     fin: (usize, usize),
 ) -> bool {
@@ -716,7 +798,7 @@ unsafe fn sparse_bool_rows(
         let (budget, buf) = (&mut budget, &mut [0u16; SCAN_CHUNK + 2]);
         if row_major {
             // Lines are output rows: rows r0..r1 are one contiguous range.
-            nonzero_lines(&lhs[r0 * k..r1 * k], k, buf, budget, |i, p| {
+            nonzero_lines::<M>(&lhs[r0 * k..r1 * k], k, buf, budget, |i, p| {
                 add_rhs_row(d, b, out, r0 + i, p)
             })
         } else {
@@ -725,7 +807,7 @@ unsafe fn sparse_bool_rows(
             // Blocks of output rows would each read a part of every line: only the whole
             // product is done here ([`sparse_bool_cols_parallel`] splits the lines instead).
             (r0, r1) == (0, m)
-                && nonzero_lines(lhs, m, buf, budget, |p, q| add_rhs_row(d, b, out, q, p))
+                && nonzero_lines::<M>(lhs, m, buf, budget, |p, q| add_rhs_row(d, b, out, q, p))
         }
     }
 }
@@ -757,7 +839,7 @@ unsafe fn add_rhs_row(d: &MatmulDesc, b: *const f64, out: *mut f64, i: usize, p:
 
 /// [`nonzero_bytes`] over `bytes` seen as lines of `len` bytes: calls `g(line, position)`.
 #[inline(always)]
-fn nonzero_lines(
+fn nonzero_lines<M: ByteMask>(
     bytes: &[u8],
     len: usize,
     buf: &mut ScanBuf,
@@ -765,7 +847,7 @@ fn nonzero_lines(
     mut g: impl FnMut(usize, usize),
 ) -> bool {
     let div = DivBy::new(len, bytes.len());
-    nonzero_bytes(bytes, buf, budget, |idx| {
+    nonzero_bytes::<M>(bytes, buf, budget, |idx| {
         let line = div.div(idx);
         g(line, idx - line * len);
     })
@@ -882,18 +964,10 @@ unsafe fn sparse_bool_cols_parallel(
         // SAFETY: lines l0..l1 are bytes l0·m..l1·m of the m·k-byte lhs; this block writes
         // only event slots l0·m..l1·m; the rhs holds k·n elements.
         unsafe {
-            if !all_finite(&std::slice::from_raw_parts(p.1, k * n)[fin.0..fin.1]) {
-                return;
-            }
+            let rhs = &std::slice::from_raw_parts(p.1, k * n)[fin.0..fin.1];
             let bytes = std::slice::from_raw_parts(p.0.add(l0 * m), (l1 - l0) * m);
             let ev = std::slice::from_raw_parts_mut((p.2 as *mut u64).add(l0 * m), bytes.len());
-            let mut budget = (bytes.len() as f64 * SPARSE_MAX_DENSITY) as usize;
-            let mut c = 0;
-            let buf = &mut [0u16; SCAN_CHUNK + 2];
-            if nonzero_bytes(bytes, buf, &mut budget, |idx| {
-                ev[c] = (l0 * m + idx) as u64;
-                c += 1;
-            }) {
+            if let Some(c) = list_events(rhs, bytes, l0 * m, ev) {
                 cr[i].store(c, Ordering::Relaxed);
             }
         }
@@ -919,6 +993,36 @@ unsafe fn sparse_bool_cols_parallel(
         }
     }
     true
+}
+
+/// One block of [`sparse_bool_cols_parallel`]: when `rhs` is finite and `bytes` sparse
+/// enough, writes `first + i` for every nonzero byte `i` into `events` (in order) and returns
+/// how many.
+fn list_events(rhs: &[f64], bytes: &[u8], first: usize, events: &mut [u64]) -> Option<usize> {
+    #[inline(always)]
+    fn with<M: ByteMask>(rhs: &[f64], bytes: &[u8], first: usize, ev: &mut [u64]) -> Option<usize> {
+        if !all_finite(rhs) {
+            return None;
+        }
+        let mut budget = (bytes.len() as f64 * SPARSE_MAX_DENSITY) as usize;
+        let mut c = 0;
+        let buf = &mut [0u16; SCAN_CHUNK + 2];
+        nonzero_bytes::<M>(bytes, buf, &mut budget, |idx| {
+            ev[c] = (first + idx) as u64;
+            c += 1;
+        })
+        .then_some(c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2_available() {
+        #[target_feature(enable = "avx2")]
+        fn avx2(rhs: &[f64], bytes: &[u8], first: usize, ev: &mut [u64]) -> Option<usize> {
+            with::<Avx2Mask>(rhs, bytes, first, ev)
+        }
+        // SAFETY: AVX2 is available (checked).
+        return unsafe { avx2(rhs, bytes, first, events) };
+    }
+    with::<PortableMask>(rhs, bytes, first, events)
 }
 
 /// `dst[i] = (src[i] != 0) as f64` for `dst.len()` bytes of `src`.
@@ -1409,6 +1513,10 @@ mod tests {
                 .fold(0u64, |m, (i, &v)| m | ((v != 0) as u64) << i);
             assert_eq!(nonzero_mask64(&b), want);
             assert_eq!(nonzero_mask64_swar(&b), want);
+            #[cfg(target_arch = "x86_64")]
+            if avx2_available() {
+                assert_eq!(Avx2Mask::mask64(&b), want);
+            }
         }
         // Every byte value in every position.
         for v in 0..=255u8 {
@@ -1417,12 +1525,24 @@ mod tests {
                 b[i] = v;
                 let want = ((v != 0) as u64) << i;
                 assert_eq!((nonzero_mask64(&b), nonzero_mask64_swar(&b)), (want, want));
+                #[cfg(target_arch = "x86_64")]
+                if avx2_available() {
+                    assert_eq!(Avx2Mask::mask64(&b), want);
+                }
             }
         }
     }
 
     #[test]
     fn nonzero_bytes_visits_in_order_and_respects_the_budget() {
+        visits_in_order::<PortableMask>();
+        #[cfg(target_arch = "x86_64")]
+        if avx2_available() {
+            visits_in_order::<Avx2Mask>();
+        }
+    }
+
+    fn visits_in_order<M: ByteMask>() {
         for n in [0, 1, 7, 63, 64, 65, 4095, 4096, 4097, 9000] {
             for every in [1, 3, 50] {
                 let b = bytes(n, n as u64 + every, every);
@@ -1430,12 +1550,12 @@ mod tests {
                 let mut got = vec![];
                 let mut budget = n;
                 let buf = &mut [0u16; SCAN_CHUNK + 2];
-                assert!(nonzero_bytes(&b, buf, &mut budget, |i| got.push(i)));
+                assert!(nonzero_bytes::<M>(&b, buf, &mut budget, |i| got.push(i)));
                 assert_eq!(got, want, "n={n} every={every}");
                 assert_eq!(budget, n - want.len());
                 if !want.is_empty() {
                     let mut budget = want.len() - 1;
-                    assert!(!nonzero_bytes(&b, buf, &mut budget, |_| ()));
+                    assert!(!nonzero_bytes::<M>(&b, buf, &mut budget, |_| ()));
                 }
             }
         }
