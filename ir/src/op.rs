@@ -142,6 +142,7 @@ impl BinaryOp {
     }
 
     /// Applies the op to two `f64` values (the reference semantics for floats).
+    #[inline]
     pub fn eval(self, a: f64, b: f64) -> f64 {
         match self {
             BinaryOp::Add => a + b,
@@ -258,6 +259,7 @@ impl ReduceOp {
     }
 
     /// Combines an accumulator with one element.
+    #[inline]
     pub fn combine(self, acc: f64, x: f64) -> f64 {
         match self {
             ReduceOp::Sum => acc + x,

@@ -824,11 +824,32 @@ unsafe fn add_rhs_row(d: &MatmulDesc, b: *const f64, out: *mut f64, i: usize, p:
         let row = out.add(i * n);
         let brow = b.offset(p as isize * d.b_rs);
         if d.b_cs == 1 {
-            let (o, br) = (
-                std::slice::from_raw_parts_mut(row, n),
-                std::slice::from_raw_parts(brow, n),
-            );
-            o.iter_mut().zip(br).for_each(|(o, x)| *o += *x);
+            /// `o[..N] += x[..N]` unrolled for a width known at compile time.
+            #[inline(always)]
+            unsafe fn add<const N: usize>(o: *mut f64, x: *const f64) {
+                // SAFETY: the caller's rows hold N elements.
+                let (o, x) = unsafe { (&mut *(o as *mut [f64; N]), &*(x as *const [f64; N])) };
+                for j in 0..N {
+                    o[j] += x[j];
+                }
+            }
+            // The widths of the spiking nets' layers as straight-line code (the branch is the
+            // same for every event of a product).
+            match n {
+                1 => add::<1>(row, brow),
+                2 => add::<2>(row, brow),
+                4 => add::<4>(row, brow),
+                8 => add::<8>(row, brow),
+                10 => add::<10>(row, brow),
+                16 => add::<16>(row, brow),
+                _ => {
+                    let (o, br) = (
+                        std::slice::from_raw_parts_mut(row, n),
+                        std::slice::from_raw_parts(brow, n),
+                    );
+                    o.iter_mut().zip(br).for_each(|(o, x)| *o += *x);
+                }
+            }
         } else {
             for j in 0..n {
                 *row.add(j) += *brow.offset(j as isize * d.b_cs);
@@ -1242,6 +1263,14 @@ pub(crate) unsafe fn reduce(d: &ReduceDesc, x: *const u8, out: *mut u8, scratch:
                 (ReduceOp::Sum, DType::F64) => {
                     reduce_rec(&d.dims, x as *const f64, acc, |v| v, |a, b| a + b)
                 }
+                // The op is a constant in each loop (so the combine inlines and vectorises).
+                (ReduceOp::Max, DType::F64) => reduce_rec(
+                    &d.dims,
+                    x as *const f64,
+                    acc,
+                    |v| v,
+                    |a, b| ReduceOp::Max.combine(a, b),
+                ),
                 (_, DType::F64) => reduce_rec(
                     &d.dims,
                     x as *const f64,
