@@ -108,6 +108,49 @@ impl Variable {
     }
 }
 
+/// Implements [`VarOwner`] for a struct by listing its variables once, in visiting order;
+/// both methods are generated from the list. Entries: `"W" => w` (a [`Variable`] field),
+/// `"b" => optional b` (an `Option<Variable>`, visited when present) and
+/// `"rnn" => child rnn` (a field that is itself a [`VarOwner`]; its paths get the prefix
+/// `rnn.`).
+///
+/// ```ignore
+/// var_owner!(Dense { "W" => w, "b" => optional b });
+/// ```
+#[macro_export]
+macro_rules! var_owner {
+    ($ty:ty { $($entries:tt)* }) => {
+        impl $crate::vars::VarOwner for $ty {
+            fn visit_vars(&self, f: &mut dyn FnMut(&str, &$crate::vars::Variable)) {
+                $crate::var_owner!(@visit (self, f, &) $($entries)*);
+            }
+
+            fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut $crate::vars::Variable)) {
+                $crate::var_owner!(@visit (self, f, &mut) $($entries)*);
+            }
+        }
+    };
+    (@visit ($s:ident, $f:ident, $($r:tt)+) $(,)?) => {};
+    (@visit ($s:ident, $f:ident, &) $name:literal => child $field:ident $(, $($rest:tt)*)?) => {
+        $crate::vars::visit_child($name, &$s.$field, $f);
+        $crate::var_owner!(@visit ($s, $f, &) $($($rest)*)?);
+    };
+    (@visit ($s:ident, $f:ident, &mut) $name:literal => child $field:ident $(, $($rest:tt)*)?) => {
+        $crate::vars::visit_child_mut($name, &mut $s.$field, $f);
+        $crate::var_owner!(@visit ($s, $f, &mut) $($($rest)*)?);
+    };
+    (@visit ($s:ident, $f:ident, $($r:tt)+) $name:literal => optional $field:ident $(, $($rest:tt)*)?) => {
+        if let Some(v) = $($r)+ $s.$field {
+            $f($name, v);
+        }
+        $crate::var_owner!(@visit ($s, $f, $($r)+) $($($rest)*)?);
+    };
+    (@visit ($s:ident, $f:ident, $($r:tt)+) $name:literal => $field:ident $(, $($rest:tt)*)?) => {
+        $f($name, $($r)+ $s.$field);
+        $crate::var_owner!(@visit ($s, $f, $($r)+) $($($rest)*)?);
+    };
+}
+
 /// Anything that owns variables: modules, optimisers (their moment estimates).
 pub trait VarOwner {
     /// Calls `f(path, var)` for every variable, paths relative to this owner (`W`, `rnn.Wh`).

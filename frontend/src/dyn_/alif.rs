@@ -23,7 +23,7 @@ use super::{
     exp_euler_dt_phi, spike_fn_with, zero_state,
 };
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result, get_dt};
 
 /// Parameters of [`Alif`]. Defaults: [`super::LifParams`]'s (τ 10, V_rest 0, V_reset −5,
@@ -176,16 +176,4 @@ impl Module for Alif {
     }
 }
 
-impl VarOwner for Alif {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("V", &self.v);
-        f("a", &self.a);
-        f("spike", &self.spike);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("V", &mut self.v);
-        f("a", &mut self.a);
-        f("spike", &mut self.spike);
-    }
-}
+crate::var_owner!(Alif { "V" => v, "a" => a, "spike" => spike });

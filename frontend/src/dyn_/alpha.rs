@@ -17,7 +17,7 @@
 
 use super::{check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi, zero_state};
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result, get_dt};
 
 /// A dual-exponential (alpha) synapse per unit.
@@ -102,14 +102,4 @@ impl Module for AlphaSyn {
     }
 }
 
-impl VarOwner for AlphaSyn {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("g", &self.g);
-        f("h", &self.h);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("g", &mut self.g);
-        f("h", &mut self.h);
-    }
-}
+crate::var_owner!(AlphaSyn { "g" => g, "h" => h });

@@ -6,7 +6,7 @@
 
 use super::{check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi, zero_state};
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result, get_dt};
 
 /// An exponentially decaying synaptic conductance per unit.
@@ -77,12 +77,4 @@ impl Module for Expon {
     }
 }
 
-impl VarOwner for Expon {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("g", &self.g);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("g", &mut self.g);
-    }
-}
+crate::var_owner!(Expon { "g" => g });

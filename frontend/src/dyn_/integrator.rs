@@ -6,7 +6,7 @@
 
 use super::{check_dt, check_input, check_size_tau, display_name, exp_euler_dt_phi, zero_state};
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result, get_dt};
 
 /// A leaky integrator per unit.
@@ -77,12 +77,4 @@ impl Module for Integrator {
     }
 }
 
-impl VarOwner for Integrator {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("x", &self.x);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("x", &mut self.x);
-    }
-}
+crate::var_owner!(Integrator { "x" => x });

@@ -16,7 +16,7 @@ use super::{
     spike_fn_with, zero_state,
 };
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result, get_dt};
 
 /// How the membrane is reset after a spike.
@@ -170,14 +170,4 @@ impl Module for Lif {
     }
 }
 
-impl VarOwner for Lif {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("V", &self.v);
-        f("spike", &self.spike);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("V", &mut self.v);
-        f("spike", &mut self.spike);
-    }
-}
+crate::var_owner!(Lif { "V" => v, "spike" => spike });

@@ -4,7 +4,7 @@
 
 use crate::init::Init;
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{DType, Result};
 
 /// A fully connected layer with `W: (num_in, num_out)` and optional bias `b: (num_out,)`.
@@ -76,18 +76,4 @@ impl Module for Dense {
     }
 }
 
-impl VarOwner for Dense {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("W", &self.w);
-        if let Some(b) = &self.b {
-            f("b", b);
-        }
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("W", &mut self.w);
-        if let Some(b) = &mut self.b {
-            f("b", b);
-        }
-    }
-}
+crate::var_owner!(Dense { "W" => w, "b" => optional b });

@@ -9,7 +9,7 @@
 
 use crate::nvar_spec::NvarSpec;
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{Array, DType, Error, Result, TensorType, concat};
 
 /// An NVAR feature layer with its delay buffer as state.
@@ -119,12 +119,4 @@ impl Module for Nvar {
     }
 }
 
-impl VarOwner for Nvar {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("store", &self.store);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("store", &mut self.store);
-    }
-}
+crate::var_owner!(Nvar { "store" => store });

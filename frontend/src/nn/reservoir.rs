@@ -27,7 +27,7 @@
 use crate::nn::Dense;
 use crate::offline::Readout;
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
+use crate::vars::{Module, Variable};
 use crate::{Array, DType, Error, Result, TensorType, concat};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -255,21 +255,7 @@ impl Module for Reservoir {
     }
 }
 
-impl VarOwner for Reservoir {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("Win", &self.w_in);
-        f("Wrec", &self.w_rec);
-        f("b", &self.bias);
-        f("state", &self.state);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("Win", &mut self.w_in);
-        f("Wrec", &mut self.w_rec);
-        f("b", &mut self.bias);
-        f("state", &mut self.state);
-    }
-}
+crate::var_owner!(Reservoir { "Win" => w_in, "Wrec" => w_rec, "b" => bias, "state" => state });
 
 /// An echo-state network: a [`Reservoir`] and a linear [`Dense`] readout, fitted by
 /// [`crate::RidgeTrainer`].
@@ -357,17 +343,7 @@ impl Module for Esn {
     }
 }
 
-impl VarOwner for Esn {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        visit_child("r", &self.r, f);
-        visit_child("o", &self.o, f);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        visit_child_mut("r", &mut self.r, f);
-        visit_child_mut("o", &mut self.o, f);
-    }
-}
+crate::var_owner!(Esn { "r" => child r, "o" => child o });
 
 impl Readout for Esn {
     fn readout(&self) -> &Dense {

@@ -13,7 +13,7 @@
 
 use crate::init::Init;
 use crate::trace::{Tensor, Tracer};
-use crate::vars::{Module, VarOwner, Variable};
+use crate::vars::{Module, Variable};
 use crate::{Array, DType, Error, Result};
 use brainlift_ir::TensorType;
 
@@ -158,27 +158,7 @@ impl Module for RnnCell {
     }
 }
 
-impl VarOwner for RnnCell {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("Wi", &self.wi);
-        f("Wh", &self.wh);
-        f("b", &self.b);
-        if let Some(s) = &self.state2train {
-            f("state2train", s);
-        }
-        f("state", &self.state);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("Wi", &mut self.wi);
-        f("Wh", &mut self.wh);
-        f("b", &mut self.b);
-        if let Some(s) = &mut self.state2train {
-            f("state2train", s);
-        }
-        f("state", &mut self.state);
-    }
-}
+crate::var_owner!(RnnCell { "Wi" => wi, "Wh" => wh, "b" => b, "state2train" => optional state2train, "state" => state });
 
 /// Gated recurrent unit (BrainPy's `GRUCell` layout): `Wi: (num_in, 3n)`, `Wh: (n, 3n)`,
 /// `b: (3n,)`, column blocks `[z | r | a]`:
@@ -267,27 +247,7 @@ impl Module for GruCell {
     }
 }
 
-impl VarOwner for GruCell {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("Wi", &self.wi);
-        f("Wh", &self.wh);
-        f("b", &self.b);
-        if let Some(s) = &self.state2train {
-            f("state2train", s);
-        }
-        f("state", &self.state);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("Wi", &mut self.wi);
-        f("Wh", &mut self.wh);
-        f("b", &mut self.b);
-        if let Some(s) = &mut self.state2train {
-            f("state2train", s);
-        }
-        f("state", &mut self.state);
-    }
-}
+crate::var_owner!(GruCell { "Wi" => wi, "Wh" => wh, "b" => b, "state2train" => optional state2train, "state" => state });
 
 /// Long short-term memory: `Wi: (num_in, 4n)`, `Wh: (n, 4n)`, `b: (4n,)`, column blocks
 /// `[i | g | f | o]` (BrainPy's order):
@@ -353,20 +313,4 @@ impl Module for LstmCell {
     }
 }
 
-impl VarOwner for LstmCell {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        f("Wi", &self.wi);
-        f("Wh", &self.wh);
-        f("b", &self.b);
-        f("h", &self.h);
-        f("c", &self.c);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        f("Wi", &mut self.wi);
-        f("Wh", &mut self.wh);
-        f("b", &mut self.b);
-        f("h", &mut self.h);
-        f("c", &mut self.c);
-    }
-}
+crate::var_owner!(LstmCell { "Wi" => wi, "Wh" => wh, "b" => b, "h" => h, "c" => c });

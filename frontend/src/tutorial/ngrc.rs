@@ -6,7 +6,7 @@ use crate::linalg::ridge::RidgeSolver;
 use crate::nn::{Dense, Nvar};
 use crate::offline::{Readout, RidgeTrainer};
 use crate::trace::Tensor;
-use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
+use crate::vars::Module;
 use crate::{Array, Backend, Error, Result, plot};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,16 +37,7 @@ impl Module for Ngrc {
     }
 }
 
-impl VarOwner for Ngrc {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        visit_child("r", &self.r, f);
-        visit_child("o", &self.o, f);
-    }
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        visit_child_mut("r", &mut self.r, f);
-        visit_child_mut("o", &mut self.o, f);
-    }
-}
+crate::var_owner!(Ngrc { "r" => child r, "o" => child o });
 
 impl Readout for Ngrc {
     fn readout(&self) -> &Dense {

@@ -15,7 +15,7 @@ use crate::nn::{Dense, RnnCell};
 use crate::optim::{Adam, BiasCorrection, LrSchedule};
 use crate::trace::{Tensor, Tracer};
 use crate::train::Bptt;
-use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
+use crate::vars::Module;
 use crate::{Array, Error, Result, random};
 use brainlift_runtime::Backend;
 use serde::Serialize;
@@ -136,16 +136,7 @@ impl Module for TutorialRnn {
     }
 }
 
-impl VarOwner for TutorialRnn {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        visit_child("rnn", &self.rnn, f);
-        visit_child("out", &self.out, f);
-    }
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        visit_child_mut("rnn", &mut self.rnn, f);
-        visit_child_mut("out", &mut self.out, f);
-    }
-}
+crate::var_owner!(TutorialRnn { "rnn" => child rnn, "out" => child out });
 
 /// One batch of the task: inputs `bias + 0.01/sqrt(dt) * N(0,1)` with
 /// `bias = 0.025 * 2 * (n - 0.5)`, one `n ~ N(0,1)` per sequence; targets the cumulative sum

@@ -29,7 +29,7 @@ use crate::nn::{Dense, Sequential};
 use crate::optim::{Adam, BiasCorrection};
 use crate::runner::{Runner, for_loop};
 use crate::trace::{Tensor, Tracer};
-use crate::vars::{Module, VarOwner, Variable, visit_child, visit_child_mut};
+use crate::vars::Module;
 use crate::{Array, DType, Error, Result, TraceError, random};
 use brainlift_ir::TensorType;
 use brainlift_runtime::Backend;
@@ -134,21 +134,7 @@ impl Module for SnnNet {
     }
 }
 
-impl VarOwner for SnnNet {
-    fn visit_vars(&self, f: &mut dyn FnMut(&str, &Variable)) {
-        visit_child("i2r", &self.i2r, f);
-        visit_child("r", &self.r, f);
-        visit_child("r2o", &self.r2o, f);
-        visit_child("o", &self.o, f);
-    }
-
-    fn visit_vars_mut(&mut self, f: &mut dyn FnMut(&str, &mut Variable)) {
-        visit_child_mut("i2r", &mut self.i2r, f);
-        visit_child_mut("r", &mut self.r, f);
-        visit_child_mut("r2o", &mut self.r2o, f);
-        visit_child_mut("o", &mut self.o, f);
-    }
-}
+crate::var_owner!(SnnNet { "i2r" => child i2r, "r" => child r, "r2o" => child r2o, "o" => child o });
 
 /// The tutorial loss traced into `tr`: run `net` over `xs` (`(T, B, num_in)`, `bool` spikes
 /// or floats) with [`for_loop`], take the max over time and the cross-entropy against
