@@ -9,8 +9,8 @@
 use crate::CliResult;
 use brainlift::ir::{DType, Function, TensorType};
 use brainlift::runtime::{Backend, Tensor, random::random_inputs};
-use brainlift::tutorial::rnn::tutorial_train_step_function;
 use brainlift::trace;
+use brainlift::tutorial::rnn::tutorial_train_step_function;
 use clap::Args;
 use serde_json::json;
 use std::time::{Duration, Instant};
