@@ -404,6 +404,23 @@ fn params_roundtrip_and_corruption_is_detected() {
     bad[k] ^= 0x40;
     let err = params_from_bytes(&mut b, &bad).unwrap_err().to_string();
     assert!(err.contains("checksum"), "{err}");
+    // a recorded data length near usize::MAX: an error, not an overflow
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let data_len = header
+        .split("\"brainlift.data_len\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    let header = header.replace(
+        &format!("\"brainlift.data_len\":\"{data_len}\""),
+        &format!("\"brainlift.data_len\":\"{}\"", usize::MAX),
+    );
+    let mut huge = (header.len() as u64).to_le_bytes().to_vec();
+    huge.extend_from_slice(header.as_bytes());
+    huge.extend_from_slice(&bytes[8 + n..]);
+    let err = params_from_bytes(&mut b, &huge).unwrap_err().to_string();
+    assert!(err.contains("truncated or corrupt"), "{err}");
     // a model of another size: named shape error, model untouched
     random::seed(13);
     let mut c = TutorialRnn::new(1, 6).unwrap();
