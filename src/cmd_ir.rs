@@ -310,6 +310,7 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
         .unwrap_or(report.output());
     print!("{}", print_function(g));
     if check {
+        brainlift::runtime::check_memory(&f).map_err(|e| e.to_string())?;
         let inputs = random_inputs(&f, seed);
         let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs)
             .map_err(|e| e.to_string())?;

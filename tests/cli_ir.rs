@@ -169,6 +169,17 @@ fn grad_checks_and_rejects_bad_requests() {
     let e = brainlift(&["ir", "grad", snn.to_str().unwrap(), "--wrt", "labels"]);
     assert_eq!(e.status.code(), Some(1));
     assert!(stderr(&e).contains("i32"), "{}", stderr(&e));
+
+    // An input too large to allocate: the 16 GiB limit, not an allocation abort.
+    let big = tmp("big.ir");
+    std::fs::write(
+        &big,
+        "func @f(%x: f64[100000,100000]) -> (y: f64[]) {\n  %0: f64[] = reduce_sum[axes=[0,1]] %x\n  return %0\n}\n",
+    )
+    .unwrap();
+    let e = brainlift(&["ir", "grad", big.to_str().unwrap(), "--check"]);
+    assert_eq!(e.status.code(), Some(1), "{}", stderr(&e));
+    assert!(stderr(&e).contains("16 GiB"), "{}", stderr(&e));
 }
 
 #[test]
