@@ -170,7 +170,7 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
             }
         },
     };
-    print!("{text}");
+    // The Graphviz file first: a bad --dot path fails before anything is printed.
     if let Some(path) = dot {
         let g = match stage {
             "fused" | "clif" => &last,
@@ -179,6 +179,7 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
         std::fs::write(path, brainlift::ir::to_dot(g))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    print!("{text}");
     Ok(())
 }
 

@@ -192,3 +192,15 @@ fn run_rejects_bad_backend_and_missing_inputs() {
     assert_eq!(e.status.code(), Some(1));
     assert!(stderr(&e).contains(".npy"), "{}", stderr(&e));
 }
+
+#[test]
+fn dump_with_an_unwritable_dot_path_prints_nothing_and_fails() {
+    let e = brainlift(&["ir", "dump", "lif", "--dot", "/nonexistent/dir/lif.dot"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        stderr(&e).contains("/nonexistent/dir/lif.dot"),
+        "{}",
+        stderr(&e)
+    );
+    assert!(stdout(&e).is_empty(), "{}", stdout(&e));
+}
