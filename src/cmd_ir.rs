@@ -16,8 +16,9 @@ pub enum IrCommand {
     Dump {
         /// Built-in name (see `brainlift ir list`).
         name: String,
-        /// Stage: traced, ad, simplified, unrolled, scanned, fused or clif. Scalar-output
-        /// functions get an `ad` stage (value and gradient w.r.t. every float input).
+        /// Stage: traced, ad, simplified, unrolled (`scanned` with --unroll 0), lowered, fused
+        /// or clif. Scalar-output functions get an `ad` stage (value and gradient w.r.t. every
+        /// float input).
         #[arg(long, default_value = "traced")]
         stage: String,
         /// Print every stage with its op count (and the fused kernel counts).
@@ -162,8 +163,14 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
         s => match report.stage(s) {
             Some(st) => print_function(&st.function),
             None => {
+                let hint = match s {
+                    "scanned" => " (`scanned` replaces `unrolled` with --unroll 0)",
+                    "unrolled" => " (`unrolled` is `scanned` with --unroll 0)",
+                    "ad" => " (`ad` exists for functions with one float scalar output)",
+                    _ => "",
+                };
                 return Err(format!(
-                    "unknown stage '{s}' for @{}: available {}, fused, clif",
+                    "unknown stage '{s}' for @{}: available {}, fused, clif{hint}",
                     f.name,
                     names.join(", ")
                 ));
