@@ -41,7 +41,7 @@ pub enum IrCommand {
         /// The `.ir` file.
         file: PathBuf,
         /// Seed of the random inputs.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         seed: u64,
         /// Folder with one `<input name>.npy` per input (instead of random inputs); each file
         /// must have the input's shape and element type.
@@ -65,7 +65,7 @@ pub enum IrCommand {
         #[arg(long)]
         check: bool,
         /// Seed of the random inputs for --check.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         seed: u64,
     },
 }

@@ -106,3 +106,23 @@ fn unusable_out_folder_fails_before_training() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+/// A negative number is reported as a bad value of its option, not as an unknown argument.
+#[test]
+fn negative_numbers_are_bad_values_not_unknown_arguments() {
+    for (args, flag) in [
+        (&["tutorial", "--seed", "-1"][..], "--seed"),
+        (&["bench", "--seconds", "-1"][..], "--seconds"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_brainlift"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            err.contains("-1") && err.contains(flag) && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+}
