@@ -44,7 +44,8 @@ pub enum IrCommand {
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         seed: u64,
         /// Folder with one `<input name>.npy` per input (instead of random inputs); each file
-        /// must have the input's shape and element type.
+        /// must have the input's shape, and its element type or one that converts without
+        /// loss (float64 files may feed f32 inputs).
         #[arg(long)]
         inputs: Option<PathBuf>,
         /// Machine-readable output.
@@ -216,11 +217,26 @@ fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
                     p.ty
                 ));
             }
-            Ok(if t.dtype() == p.ty.dtype {
-                t
-            } else {
-                t.cast(p.ty.dtype)
-            })
+            // Casts that keep every value (and float64 -> float32, numpy's default float);
+            // floats into integer or bool inputs, or integers into bool inputs, would be
+            // truncated silently, so they are errors.
+            let (from, to) = (t.dtype(), p.ty.dtype);
+            if from == to {
+                return Ok(t);
+            }
+            let ok = (from.is_float() && to.is_float())
+                || (!from.is_float() && to.is_float())
+                || (from == brainlift::ir::DType::Bool && to == brainlift::ir::DType::I32);
+            if !ok {
+                return Err(format!(
+                    "input %{}: {} holds {} values, the function expects {} (converting would truncate them)",
+                    p.name,
+                    path.display(),
+                    from.name(),
+                    to.name()
+                ));
+            }
+            Ok(t.cast(to))
         })
         .collect()
 }
