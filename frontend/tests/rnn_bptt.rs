@@ -557,3 +557,23 @@ fn a_non_finite_loss_leaves_the_model_as_it_was() {
     assert!(after.iter().flatten().all(|x| x.is_finite()));
     assert_eq!(tr.optimizer().num_updates(), applied);
 }
+
+/// `predict_continue` on a batch the model's states were not sized for: an error naming the
+/// states and the fix; `predict` (which resets them) then works.
+#[test]
+fn predict_continue_with_another_batch_names_the_states() {
+    let mut tr = small_trainer(4);
+    let (x4, y4) = build_inputs_and_targets(4, 5, 0.04).unwrap();
+    tr.fit(vec![(x4, y4)], 1).unwrap();
+    let (x8, _) = build_inputs_and_targets(8, 5, 0.04).unwrap();
+    let err = tr.predict_continue(&x8).unwrap_err().to_string();
+    assert!(
+        err.contains("rnn.state f64[4,8]") && err.contains("call predict"),
+        "{err}"
+    );
+    assert_eq!(tr.predict(&x8).unwrap().shape(), &[8, 5, 1]);
+    assert_eq!(tr.predict_continue(&x8).unwrap().shape(), &[8, 5, 1]);
+    let flat = Array::from_f64([8, 5], x8.to_f64_vec()).unwrap();
+    let err = tr.predict_continue(&flat).unwrap_err().to_string();
+    assert!(err.contains("(batch, time, features)"), "{err}");
+}
