@@ -17,10 +17,12 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => {
+                // Only the sizes change: flags given before --quick are kept.
                 let q = RnnConfig::quick();
                 cfg = RnnConfig {
                     backend: cfg.backend,
                     seed: cfg.seed,
+                    brainpy_bias_correction: cfg.brainpy_bias_correction,
                     ..q
                 };
             }

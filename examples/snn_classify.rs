@@ -39,9 +39,11 @@ fn run() -> Result<()> {
         };
         match a.as_str() {
             "--quick" => {
+                // Only the sizes change: --backend, --out and --seed given before are kept.
                 cfg = SnnConfig {
                     backend: cfg.backend,
                     out_dir: cfg.out_dir.clone(),
+                    seed: cfg.seed,
                     ..SnnConfig::quick()
                 }
             }

@@ -24,7 +24,7 @@ pub struct BenchArgs {
     #[arg(long)]
     only: Option<String>,
     /// Seconds of JIT timing per workload (after warm-up).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     seconds: f64,
 }
 

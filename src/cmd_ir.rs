@@ -16,8 +16,9 @@ pub enum IrCommand {
     Dump {
         /// Built-in name (see `brainlift ir list`).
         name: String,
-        /// Stage: traced, ad, simplified, unrolled, scanned, fused or clif. Scalar-output
-        /// functions get an `ad` stage (value and gradient w.r.t. every float input).
+        /// Stage: traced, ad, simplified, unrolled (`scanned` with --unroll 0), lowered, fused
+        /// or clif. Scalar-output functions get an `ad` stage (value and gradient w.r.t. every
+        /// float input).
         #[arg(long, default_value = "traced")]
         stage: String,
         /// Print every stage with its op count (and the fused kernel counts).
@@ -40,10 +41,11 @@ pub enum IrCommand {
         /// The `.ir` file.
         file: PathBuf,
         /// Seed of the random inputs.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         seed: u64,
         /// Folder with one `<input name>.npy` per input (instead of random inputs); each file
-        /// must have the input's shape and element type.
+        /// must have the input's shape, and its element type or one that converts without
+        /// loss (float64 files may feed f32 inputs).
         #[arg(long)]
         inputs: Option<PathBuf>,
         /// Machine-readable output.
@@ -64,7 +66,7 @@ pub enum IrCommand {
         #[arg(long)]
         check: bool,
         /// Seed of the random inputs for --check.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         seed: u64,
     },
 }
@@ -162,15 +164,21 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
         s => match report.stage(s) {
             Some(st) => print_function(&st.function),
             None => {
+                let hint = match s {
+                    "scanned" => " (`scanned` replaces `unrolled` with --unroll 0)",
+                    "unrolled" => " (`unrolled` is `scanned` with --unroll 0)",
+                    "ad" => " (`ad` exists for functions with one float scalar output)",
+                    _ => "",
+                };
                 return Err(format!(
-                    "unknown stage '{s}' for @{}: available {}, fused, clif",
+                    "unknown stage '{s}' for @{}: available {}, fused, clif{hint}",
                     f.name,
                     names.join(", ")
                 ));
             }
         },
     };
-    print!("{text}");
+    // The Graphviz file first: a bad --dot path fails before anything is printed.
     if let Some(path) = dot {
         let g = match stage {
             "fused" | "clif" => &last,
@@ -179,6 +187,7 @@ fn dump(f: &Function, stage: &str, all: bool, unroll: usize, dot: Option<&Path>)
         std::fs::write(path, brainlift::ir::to_dot(g))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    print!("{text}");
     Ok(())
 }
 
@@ -208,11 +217,26 @@ fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
                     p.ty
                 ));
             }
-            Ok(if t.dtype() == p.ty.dtype {
-                t
-            } else {
-                t.cast(p.ty.dtype)
-            })
+            // Casts that keep every value (and float64 -> float32, numpy's default float);
+            // floats into integer or bool inputs, or integers into bool inputs, would be
+            // truncated silently, so they are errors.
+            let (from, to) = (t.dtype(), p.ty.dtype);
+            if from == to {
+                return Ok(t);
+            }
+            let ok = (from.is_float() && to.is_float())
+                || (!from.is_float() && to.is_float())
+                || (from == brainlift::ir::DType::Bool && to == brainlift::ir::DType::I32);
+            if !ok {
+                return Err(format!(
+                    "input %{}: {} holds {} values, the function expects {} (converting would truncate them)",
+                    p.name,
+                    path.display(),
+                    from.name(),
+                    to.name()
+                ));
+            }
+            Ok(t.cast(to))
         })
         .collect()
 }
@@ -310,6 +334,7 @@ fn grad(file: &Path, wrt: &[String], check: bool, seed: u64) -> CliResult {
         .unwrap_or(report.output());
     print!("{}", print_function(g));
     if check {
+        brainlift::runtime::check_memory(&f).map_err(|e| e.to_string())?;
         let inputs = random_inputs(&f, seed);
         let r = brainlift::runtime::gradcheck::check_grad(&f, &idx, &inputs)
             .map_err(|e| e.to_string())?;

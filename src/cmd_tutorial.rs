@@ -30,7 +30,7 @@ pub struct TutorialArgs {
     #[arg(long)]
     backend: Option<String>,
     /// Seed of every random draw (weights, data, noise).
-    #[arg(long, default_value_t = 2024)]
+    #[arg(long, default_value_t = 2024, allow_negative_numbers = true)]
     seed: u64,
     /// Print one JSON object on stdout (the usual lines go to stderr).
     #[arg(long)]

@@ -169,6 +169,17 @@ fn grad_checks_and_rejects_bad_requests() {
     let e = brainlift(&["ir", "grad", snn.to_str().unwrap(), "--wrt", "labels"]);
     assert_eq!(e.status.code(), Some(1));
     assert!(stderr(&e).contains("i32"), "{}", stderr(&e));
+
+    // An input too large to allocate: the 16 GiB limit, not an allocation abort.
+    let big = tmp("big.ir");
+    std::fs::write(
+        &big,
+        "func @f(%x: f64[100000,100000]) -> (y: f64[]) {\n  %0: f64[] = reduce_sum[axes=[0,1]] %x\n  return %0\n}\n",
+    )
+    .unwrap();
+    let e = brainlift(&["ir", "grad", big.to_str().unwrap(), "--check"]);
+    assert_eq!(e.status.code(), Some(1), "{}", stderr(&e));
+    assert!(stderr(&e).contains("16 GiB"), "{}", stderr(&e));
 }
 
 #[test]
@@ -180,4 +191,64 @@ fn run_rejects_bad_backend_and_missing_inputs() {
     let e = brainlift(&["ir", "run", f.to_str().unwrap(), "--inputs", "/nonexistent"]);
     assert_eq!(e.status.code(), Some(1));
     assert!(stderr(&e).contains(".npy"), "{}", stderr(&e));
+}
+
+#[test]
+fn dump_with_an_unwritable_dot_path_prints_nothing_and_fails() {
+    let e = brainlift(&["ir", "dump", "lif", "--dot", "/nonexistent/dir/lif.dot"]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        stderr(&e).contains("/nonexistent/dir/lif.dot"),
+        "{}",
+        stderr(&e)
+    );
+    assert!(stdout(&e).is_empty(), "{}", stdout(&e));
+}
+
+/// `--inputs`: a float file for an i32 input is an error (it would be truncated); an i32 file
+/// for an f64 input converts exactly.
+#[test]
+fn run_inputs_reject_lossy_dtype_conversions() {
+    use brainlift::runtime::{Tensor, npy::write_npy};
+    let f = tmp("idiv.ir");
+    std::fs::write(
+        &f,
+        "func @f(%x: i32[2], %y: f64[2]) -> (s: f64[2]) {\n  %0: f64[2] = cast %x\n  %1: f64[2] = add %0, %y\n  return %1\n}\n",
+    )
+    .unwrap();
+    let dir = tmp("lossy_inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_npy(
+        dir.join("x.npy"),
+        &Tensor::from_f64([2], vec![7.9, 1.0]).unwrap(),
+    )
+    .unwrap();
+    let y_i32 = Tensor::from_f64([2], vec![1.0, 2.0])
+        .unwrap()
+        .cast(brainlift::ir::DType::I32);
+    write_npy(dir.join("y.npy"), &y_i32).unwrap();
+    let args = |d: &Path| {
+        brainlift(&[
+            "ir",
+            "run",
+            f.to_str().unwrap(),
+            "--inputs",
+            d.to_str().unwrap(),
+        ])
+    };
+    let e = args(&dir);
+    assert_eq!(e.status.code(), Some(1), "{}", stdout(&e));
+    assert!(
+        stderr(&e).contains("%x") && stderr(&e).contains("f64") && stderr(&e).contains("i32"),
+        "{}",
+        stderr(&e)
+    );
+    write_npy(dir.join("x.npy"), &y_i32).unwrap();
+    let ok = args(&dir);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).contains("2.000000e0, 4.000000e0"),
+        "{}",
+        stdout(&ok)
+    );
 }

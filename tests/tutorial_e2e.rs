@@ -78,3 +78,51 @@ fn quick_tutorial_json_meets_bounds_and_writes_pngs() {
     }
     assert!(n >= 8, "only {n} plots");
 }
+
+/// An `--out` that cannot be a folder (here: a file) fails before any training, with the
+/// path named and a nonzero exit.
+#[test]
+fn unusable_out_folder_fails_before_training() {
+    let file = std::env::temp_dir().join(format!("brainlift-out-file-{}", std::process::id()));
+    std::fs::write(&file, b"not a folder").unwrap();
+    for (part, trained) in [("rnn", "Train 0 epoch"), ("snn", "Train ")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_brainlift"))
+            .args(["tutorial", "--quick", "--part", part, "--backend", "interp"])
+            .arg("--out")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(1), "{part}: {err}");
+        assert!(
+            err.contains("cannot create") && err.contains(file.to_str().unwrap()),
+            "{part}: {err}"
+        );
+        assert!(!out.contains(trained), "{part} trained first:\n{out}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// A negative number is reported as a bad value of its option, not as an unknown argument.
+#[test]
+fn negative_numbers_are_bad_values_not_unknown_arguments() {
+    for (args, flag) in [
+        (&["tutorial", "--seed", "-1"][..], "--seed"),
+        (&["bench", "--seconds", "-1"][..], "--seconds"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_brainlift"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            err.contains("-1") && err.contains(flag) && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -180,13 +180,13 @@ pub fn params_from_bytes(owner: &mut dyn VarOwner, bytes: &[u8]) -> Result<()> {
         .ok_or_else(|| {
             Error::invalid(C, "not a brainlift parameter file (no brainlift.data_len)")
         })?;
-    if bytes.len() != header_end + want_len {
+    // `want_len` comes from the file: a corrupt value may be near `usize::MAX`.
+    if header_end.checked_add(want_len) != Some(bytes.len()) {
         return Err(Error::invalid(
             C,
             format!(
-                "file length {} does not match the recorded size {} (header {} + data {}): the file is truncated or corrupt",
+                "file length {} does not match the recorded size (header {} + data {}): the file is truncated or corrupt",
                 bytes.len(),
-                header_end + want_len,
                 header_end,
                 want_len
             ),

@@ -404,6 +404,23 @@ fn params_roundtrip_and_corruption_is_detected() {
     bad[k] ^= 0x40;
     let err = params_from_bytes(&mut b, &bad).unwrap_err().to_string();
     assert!(err.contains("checksum"), "{err}");
+    // a recorded data length near usize::MAX: an error, not an overflow
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let data_len = header
+        .split("\"brainlift.data_len\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    let header = header.replace(
+        &format!("\"brainlift.data_len\":\"{data_len}\""),
+        &format!("\"brainlift.data_len\":\"{}\"", usize::MAX),
+    );
+    let mut huge = (header.len() as u64).to_le_bytes().to_vec();
+    huge.extend_from_slice(header.as_bytes());
+    huge.extend_from_slice(&bytes[8 + n..]);
+    let err = params_from_bytes(&mut b, &huge).unwrap_err().to_string();
+    assert!(err.contains("truncated or corrupt"), "{err}");
     // a model of another size: named shape error, model untouched
     random::seed(13);
     let mut c = TutorialRnn::new(1, 6).unwrap();
@@ -539,4 +556,24 @@ fn a_non_finite_loss_leaves_the_model_as_it_was() {
     assert_eq!(after, before, "the failing step changed the parameters");
     assert!(after.iter().flatten().all(|x| x.is_finite()));
     assert_eq!(tr.optimizer().num_updates(), applied);
+}
+
+/// `predict_continue` on a batch the model's states were not sized for: an error naming the
+/// states and the fix; `predict` (which resets them) then works.
+#[test]
+fn predict_continue_with_another_batch_names_the_states() {
+    let mut tr = small_trainer(4);
+    let (x4, y4) = build_inputs_and_targets(4, 5, 0.04).unwrap();
+    tr.fit(vec![(x4, y4)], 1).unwrap();
+    let (x8, _) = build_inputs_and_targets(8, 5, 0.04).unwrap();
+    let err = tr.predict_continue(&x8).unwrap_err().to_string();
+    assert!(
+        err.contains("rnn.state f64[4,8]") && err.contains("call predict"),
+        "{err}"
+    );
+    assert_eq!(tr.predict(&x8).unwrap().shape(), &[8, 5, 1]);
+    assert_eq!(tr.predict_continue(&x8).unwrap().shape(), &[8, 5, 1]);
+    let flat = Array::from_f64([8, 5], x8.to_f64_vec()).unwrap();
+    let err = tr.predict_continue(&flat).unwrap_err().to_string();
+    assert!(err.contains("(batch, time, features)"), "{err}");
 }

@@ -146,8 +146,11 @@ pub fn check_memory(f: &Function) -> Result<(), RuntimeError> {
             return Err(RuntimeError::Input {
                 func: f.name.clone(),
                 msg: format!(
-                    "value v{i} of type {t} needs more than {} GiB; the limit is {} GiB per tensor",
-                    MAX_TENSOR_BYTES >> 30,
+                    "value v{i} of type {t} needs {}; the limit is {} GiB per tensor",
+                    match bytes {
+                        Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+                        None => "more than 2^64 bytes".to_string(),
+                    },
                     MAX_TENSOR_BYTES >> 30
                 ),
             });

@@ -334,11 +334,25 @@ where
             ));
         }
         self.model.reset_state(x.shape()[0]);
-        self.predict_continue(x)
+        self.run_predictor(x)
     }
 
     /// Runs the model over `x` from its current state (BrainPy's `predict(reset_state=False)`).
+    ///
+    /// The model's states must fit the batch of `x` (e.g. after [`Bptt::predict`] on a batch of
+    /// the same size); otherwise the error names the states and suggests [`Bptt::predict`].
     pub fn predict_continue(&mut self, x: &Array) -> Result<Array> {
+        if x.shape().len() != 3 {
+            return Err(Error::invalid(
+                "Bptt::predict_continue",
+                format!("inputs must be (batch, time, features), got {}", x.ty()),
+            ));
+        }
+        self.run_predictor(x).map_err(|e| self.state_context(x, e))
+    }
+
+    /// Runs the (cached) compiled forward pass over `x` from the current state.
+    fn run_predictor(&mut self, x: &Array) -> Result<Array> {
         let fresh = !matches!(&self.predictor, Some((t, _)) if t == x.ty());
         if fresh {
             let (f, b) = trace_over_time("predict", &self.model, x.ty(), true)?;
@@ -347,6 +361,31 @@ where
         let (_, bound) = self.predictor.as_mut().expect("compiled above");
         let mut out = bound.run(&mut self.model, std::slice::from_ref(x))?;
         Ok(out.remove(0))
+    }
+
+    /// `err` with the inputs' type and the model's state types when a state's leading
+    /// (batch) axis differs from the batch of `x`, the usual cause of a failed
+    /// [`Bptt::predict_continue`]; `err` itself otherwise.
+    fn state_context(&self, x: &Array, err: Error) -> Error {
+        let vars = state_vars(&self.model);
+        if vars
+            .iter()
+            .all(|(_, v)| v.ty().dims().first() == Some(&x.shape()[0]))
+        {
+            return err;
+        }
+        let states: Vec<String> = vars
+            .iter()
+            .map(|(p, v)| format!("{p} {}", v.ty()))
+            .collect();
+        Error::invalid(
+            "Bptt::predict_continue",
+            format!(
+                "inputs {} do not fit the model's current states ({}); call predict to reset them for this batch: {err}",
+                x.ty(),
+                states.join(", ")
+            ),
+        )
     }
 
     /// The per-epoch history of a metric. Only `"loss"` exists: the epoch means (BrainPy's

@@ -237,6 +237,15 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
             format!("dt must be positive, got {}", cfg.dt),
         ));
     }
+    // An unusable plot folder is reported before training, not after it.
+    if let Some(dir) = &cfg.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::invalid(
+                "run_rnn_part",
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+    }
     let start = Instant::now();
     random::seed(cfg.seed);
     let model = TutorialRnn::new(1, cfg.num_hidden)?;

@@ -400,6 +400,11 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
             "train_steps and report_every must be positive",
         ));
     }
+    // An unusable plot folder is reported before training, not after it.
+    if let Some(dir) = &cfg.out_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::invalid("snn", format!("cannot create {}: {e}", dir.display())))?;
+    }
     random::seed(cfg.seed);
     let mut net = SnnNet::new(
         cfg.num_in,
