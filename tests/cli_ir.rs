@@ -149,6 +149,25 @@ fn grad_checks_and_rejects_bad_requests() {
     let ok = brainlift(&["ir", "grad", p, "--check"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("worst relative error"));
+    // Every input of rnn-loss has at most 256 elements: all are checked, no "of" note.
+    assert!(!stdout(&ok).contains("elements checked"), "{}", stdout(&ok));
+    // A bounded check names how much of each input it compared (Wh has 16 x 16 elements).
+    let few = brainlift(&[
+        "ir",
+        "grad",
+        p,
+        "--wrt",
+        "Wh",
+        "--check",
+        "--check-elements",
+        "5",
+    ]);
+    assert!(few.status.success(), "{}", stderr(&few));
+    assert!(
+        stdout(&few).contains("5 of 256 elements checked"),
+        "{}",
+        stdout(&few)
+    );
 
     let e = brainlift(&["ir", "grad", p, "--wrt", "nope"]);
     assert_eq!(e.status.code(), Some(1));
