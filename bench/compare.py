@@ -319,7 +319,7 @@ def run_threads(n, bl, py, seconds, parts, brainpy, outdir):
     )
     printed = [f"## {n} thread{'s' if n > 1 else ''}", ""] + lines + ["", tgt_line]
     if bp_lines:
-        printed += ["", "BrainPy (the tutorial's own code, same process rules):"] + bp_lines
+        printed += ["", "BrainPy (the tutorial's own code, same process rules):", ""] + bp_lines
     printed += ["", check_line, threads_line]
     entry = {
         "threads": n,
