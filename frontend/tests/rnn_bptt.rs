@@ -211,6 +211,14 @@ fn bptt_rejects_bad_input() {
         err.contains("mean_squared_error") && err.contains("f64[4,5,2]"),
         "{err}"
     );
+    // Inputs of the wrong width: the layer that cannot take them is named.
+    let x3 = Array::from_f64([4, 5, 3], vec![0.1; 60]).unwrap();
+    let (_, y) = build_inputs_and_targets(4, 5, 0.04).unwrap();
+    let err = tr.fit(vec![(x3, y)], 1).unwrap_err().to_string();
+    assert!(
+        err.contains("RnnCell") && err.contains("[4,1]") && err.contains("f64[4,3]"),
+        "{err}"
+    );
     // NaN in the second batch's inputs: stops with epoch and batch named
     let mut data = batches(3, 4, 5);
     let mut v = data[1].0.to_f64_vec();

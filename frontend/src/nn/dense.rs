@@ -68,6 +68,9 @@ impl Module for Dense {
         let tr = x.tracer();
         tr.tap(self.w.id(), x);
         let w = tr.read_var(&self.w);
+        if !super::check_input("Dense", x, None, self.num_in) {
+            return w;
+        }
         let y = x.matmul(&w);
         match &self.b {
             Some(b) => y + tr.read_var(b),

@@ -137,6 +137,9 @@ impl Module for RnnCell {
     fn update(&self, x: &Tensor) -> Tensor {
         let tr = x.tracer();
         let h = tr.read_var(&self.state);
+        if !super::check_input("RnnCell", x, h.shape().first().copied(), self.num_in) {
+            return h;
+        }
         let wi = tr.read_var(&self.wi);
         let wh = tr.read_var(&self.wh);
         let b = tr.read_var(&self.b);
@@ -216,6 +219,9 @@ impl Module for GruCell {
         let tr = x.tracer();
         let n = self.num_out;
         let h = tr.read_var(&self.state);
+        if !super::check_input("GruCell", x, h.shape().first().copied(), self.num_in) {
+            return h;
+        }
         let wi = tr.read_var(&self.wi);
         let wh = tr.read_var(&self.wh);
         let b = tr.read_var(&self.b);
@@ -298,6 +304,9 @@ impl Module for LstmCell {
         let tr = x.tracer();
         let n = self.num_out;
         let h = tr.read_var(&self.h);
+        if !super::check_input("LstmCell", x, h.shape().first().copied(), self.num_in) {
+            return h;
+        }
         let c = tr.read_var(&self.c);
         let wi = tr.read_var(&self.wi);
         let wh = tr.read_var(&self.wh);
