@@ -85,7 +85,11 @@ fn quick_tutorial_json_meets_bounds_and_writes_pngs() {
 fn unusable_out_folder_fails_before_training() {
     let file = std::env::temp_dir().join(format!("brainlift-out-file-{}", std::process::id()));
     std::fs::write(&file, b"not a folder").unwrap();
-    for (part, trained) in [("rnn", "Train 0 epoch"), ("snn", "Train ")] {
+    for (part, trained) in [
+        ("rnn", "Train 0 epoch"),
+        ("snn", "Train "),
+        ("ngrc", "fit on"),
+    ] {
         let o = Command::new(env!("CARGO_BIN_EXE_brainlift"))
             .args(["tutorial", "--quick", "--part", part, "--backend", "interp"])
             .arg("--out")

@@ -122,8 +122,7 @@ pub fn run_ngrc_part(cfg: &NgrcConfig, log: &mut dyn FnMut(&str)) -> Result<Ngrc
         .with_backend(cfg.backend);
     let mut report = NgrcReport::default();
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::invalid("ngrc", format!("{}: {e}", dir.display())))?;
+        super::create_out_dir("ngrc", dir)?;
         let p = dir.join("ngrc_lorenz_attractor.png");
         let cols: Vec<Vec<f64>> = (0..3).map(|j| data.column(j).unwrap_or_default()).collect();
         plot::attractor_3d_projection(&p, &cols[0], &cols[1], &cols[2])

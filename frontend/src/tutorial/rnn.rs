@@ -239,12 +239,7 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
     }
     // An unusable plot folder is reported before training, not after it.
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::invalid(
-                "run_rnn_part",
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
+        super::create_out_dir("run_rnn_part", dir)?;
     }
     let start = Instant::now();
     random::seed(cfg.seed);
@@ -283,12 +278,7 @@ pub fn run_rnn_part(cfg: &RnnConfig) -> Result<RnnReport> {
         .unwrap_or(0.0);
     let mut plots = vec![];
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::invalid(
-                "run_rnn_part",
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
+        super::create_out_dir("run_rnn_part", dir)?;
         let plot_err = |e: crate::plot::PlotError| Error::invalid("run_rnn_part", e.to_string());
         let p = dir.join("rnn_loss.png");
         crate::plot::loss_curve(&p, &losses).map_err(plot_err)?;

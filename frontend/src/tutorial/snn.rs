@@ -402,8 +402,7 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
     }
     // An unusable plot folder is reported before training, not after it.
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::invalid("snn", format!("cannot create {}: {e}", dir.display())))?;
+        super::create_out_dir("snn", dir)?;
     }
     random::seed(cfg.seed);
     let mut net = SnnNet::new(
@@ -480,8 +479,7 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
 
     let mut plots = vec![];
     if let Some(dir) = &cfg.out_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::invalid("snn", format!("cannot create {}: {e}", dir.display())))?;
+        super::create_out_dir("snn", dir)?;
         let vpath = dir.join("snn_voltage_traces.png");
         let plot_err = |e: crate::plot::PlotError| Error::invalid("snn plots", e.to_string());
         crate::plot::voltage_grid(
