@@ -267,6 +267,95 @@ pub fn run_blocks(blocks: usize, block: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// [`run_blocks`] for the region of one compiled operation, identified by `site` (a stable
+/// address, e.g. of the operation's step in its plan): runs the region on the workers or on
+/// the calling thread alone, whichever has recently been faster for this site.
+///
+/// Parallel regions lose when a worker's core is busy with something else (another program,
+/// or a host that runs the virtual CPUs on shared hardware): the caller then waits for the
+/// worker far longer than running every block itself would take — measured here, a whole
+/// spiking-net training part took 3.7–4.7 s on two threads with a busy loop on the second
+/// core against 1.8–2.1 s on one. Every site keeps a moving average of both modes' times:
+/// it starts parallel, tries serial once, then takes the faster mode and re-measures the
+/// other every [`adaptive::EXPLORE`]-th call. Results do not depend on the mode (a block
+/// computes the same values on any thread).
+pub fn run_blocks_at(site: usize, blocks: usize, block: &(dyn Fn(usize) + Sync)) {
+    if blocks <= 1 || pool_size() == 0 || IS_WORKER.with(|w| w.get()) {
+        return run_blocks(blocks, block);
+    }
+    let serial = adaptive::choose_serial(site);
+    let start = Instant::now();
+    if serial {
+        (0..blocks).for_each(block);
+    } else {
+        run_blocks(blocks, block);
+    }
+    adaptive::record(site, serial, start.elapsed());
+}
+
+/// The per-site timing behind [`run_blocks_at`].
+mod adaptive {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Every this many calls a site runs its slower mode once, to notice a change.
+    pub const EXPLORE: u64 = 32;
+    /// Sites remembered; beyond this the table starts afresh (sites of dropped functions).
+    const MAX_SITES: usize = 4096;
+
+    #[derive(Default)]
+    struct Site {
+        calls: u64,
+        /// Moving averages in seconds (0: not measured yet).
+        parallel: f64,
+        serial: f64,
+    }
+
+    static SITES: Mutex<Option<HashMap<usize, Site>>> = Mutex::new(None);
+
+    fn with_site<R>(site: usize, f: impl FnOnce(&mut Site) -> R) -> R {
+        let mut guard = SITES.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() >= MAX_SITES && !map.contains_key(&site) {
+            map.clear();
+        }
+        f(map.entry(site).or_default())
+    }
+
+    /// Whether the next call at `site` runs serially.
+    pub fn choose_serial(site: usize) -> bool {
+        with_site(site, |s| {
+            s.calls += 1;
+            if s.calls <= 2 {
+                false
+            } else if s.serial == 0.0 {
+                true
+            } else {
+                let prefer_serial = s.serial < s.parallel;
+                prefer_serial != s.calls.is_multiple_of(EXPLORE)
+            }
+        })
+    }
+
+    /// Records one call's time.
+    pub fn record(site: usize, serial: bool, t: Duration) {
+        let t = t.as_secs_f64();
+        with_site(site, |s| {
+            let avg = if serial {
+                &mut s.serial
+            } else {
+                &mut s.parallel
+            };
+            *avg = if *avg == 0.0 {
+                t
+            } else {
+                0.75 * *avg + 0.25 * t
+            };
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +423,43 @@ mod tests {
             }
         });
         assert_eq!(total.load(Ordering::Relaxed), 4 * 100 * 3);
+    }
+
+    #[test]
+    fn adaptive_regions_run_every_block_once_in_either_mode() {
+        let site = 0x5eed;
+        for call in 0..100 {
+            let hits: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
+            run_blocks_at(site, 4, &|i| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "call {call}"
+            );
+        }
+    }
+
+    #[test]
+    fn adaptive_choice_follows_the_faster_mode() {
+        let site = 0xfa57;
+        // Warm-up: two parallel calls, then one serial probe.
+        assert!(!adaptive::choose_serial(site));
+        adaptive::record(site, false, Duration::from_millis(4));
+        assert!(!adaptive::choose_serial(site));
+        adaptive::record(site, false, Duration::from_millis(4));
+        assert!(adaptive::choose_serial(site));
+        adaptive::record(site, true, Duration::from_millis(1));
+        // Serial is faster: chosen, except on every EXPLORE-th call.
+        let mut parallel_calls = 0;
+        for _ in 0..2 * adaptive::EXPLORE {
+            if !adaptive::choose_serial(site) {
+                parallel_calls += 1;
+                adaptive::record(site, false, Duration::from_millis(4));
+            } else {
+                adaptive::record(site, true, Duration::from_millis(1));
+            }
+        }
+        assert_eq!(parallel_calls, 2);
     }
 }

@@ -508,10 +508,10 @@ unsafe impl<A> Send for SendPtrs<A> {}
 // SAFETY: as above.
 unsafe impl<A> Sync for SendPtrs<A> {}
 
-/// Runs `block(0..blocks)` on the worker pool (block 0 on the calling thread); serially when
-/// the pool is unavailable.
-fn run_blocks(blocks: usize, block: impl Fn(usize) + Sync) {
-    crate::threads::run_blocks(blocks, &block);
+/// Runs `block(0..blocks)` for the product `d` on the worker pool, or serially when the pool
+/// is unavailable or has been slower for this product ([`crate::threads::run_blocks_at`]).
+fn run_blocks(d: &MatmulDesc, blocks: usize, block: impl Fn(usize) + Sync) {
+    crate::threads::run_blocks_at(d as *const MatmulDesc as usize, blocks, &block);
 }
 
 /// Output rows `r0..r1` of block `i` of `blocks` over `m` rows.
@@ -532,7 +532,7 @@ unsafe fn gemm_blocks(
     let mn = d.m * d.n;
     let p = SendPtrs(a, b, out);
     let partials = SendPtrs(a, b, scratch.as_mut_ptr());
-    run_blocks(d.blocks, move |i: usize| {
+    run_blocks(d, d.blocks, move |i: usize| {
         let (p, partials) = (p, partials);
         // SAFETY: block `i` reads its rows (or contraction range) of the operands and writes
         // its rows of `out` (or its own m×n partial: `out` for block 0, scratch slot i-1).
@@ -934,7 +934,7 @@ unsafe fn gemm_bool_f64(
                 let p = SendPtrs(a, b, out);
                 let ok = AtomicBool::new(true);
                 let okr = &ok;
-                run_blocks(d.blocks, move |i: usize| {
+                run_blocks(d, d.blocks, move |i: usize| {
                     let p = p;
                     let fin = block_rows(kn, d.blocks, i);
                     let rows = block_rows(d.m, d.blocks, i);
@@ -978,7 +978,7 @@ unsafe fn sparse_bool_cols_parallel(
     let counts: Vec<AtomicUsize> = (0..blocks).map(|_| AtomicUsize::new(usize::MAX)).collect();
     let p = SendPtrs(a, b, events as *mut f64);
     let cr = &counts;
-    run_blocks(blocks, move |i: usize| {
+    run_blocks(d, blocks, move |i: usize| {
         let p = p;
         let (l0, l1) = block_rows(k, blocks, i);
         let fin = block_rows(k * n, blocks, i);

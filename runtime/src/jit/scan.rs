@@ -328,7 +328,7 @@ pub(super) unsafe fn run_scan(sc: &ScanStep, ss: &mut ScanState, outer: &[*mut u
     }
     // Each block owns its state; the pool hands block i to one thread.
     let states = StatePtrs(ss.blocks.as_mut_ptr());
-    crate::threads::run_blocks(sc.blocks.len(), &|i| {
+    crate::threads::run_blocks_at(sc as *const ScanStep as usize, sc.blocks.len(), &|i| {
         let states = &states;
         // SAFETY: block i is run exactly once per region, so its state is used by one thread;
         // each block writes its own rows (see `drive`).
