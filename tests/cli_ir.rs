@@ -199,6 +199,21 @@ fn grad_checks_and_rejects_bad_requests() {
     let e = brainlift(&["ir", "grad", big.to_str().unwrap(), "--check"]);
     assert_eq!(e.status.code(), Some(1), "{}", stderr(&e));
     assert!(stderr(&e).contains("16 GiB"), "{}", stderr(&e));
+    assert!(stderr(&e).contains("input %x"), "{}", stderr(&e));
+    // An internal value too large: named as a value, not reported as an input mismatch.
+    let bigc = tmp("bigc.ir");
+    std::fs::write(
+        &bigc,
+        "func @f(%x: f64[3]) -> (y: f64[]) {\n  %0: f64[100000,100000] = constant[value=1.0]\n  %1: f64[] = reduce_sum[axes=[0,1]] %0\n  return %1\n}\n",
+    )
+    .unwrap();
+    let e = brainlift(&["ir", "run", bigc.to_str().unwrap()]);
+    assert_eq!(e.status.code(), Some(1), "{}", stderr(&e));
+    assert!(
+        stderr(&e).contains("too large to run: value %0 of type f64[100000,100000] needs 74.5 GiB"),
+        "{}",
+        stderr(&e)
+    );
 }
 
 #[test]

@@ -549,14 +549,24 @@ pub fn voltage_grid(
     root.present().map_err(&err)
 }
 
-/// Training loss against epoch (index + 1), 800×450 px.
+/// Training loss per epoch against the epoch number counted from 0, as the trainers print it
+/// (`Train 0 epoch, ...`), 800×450 px.
 pub fn loss_curve(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotError> {
+    loss_plot(path.as_ref(), losses, "epoch", 0)
+}
+
+/// Training loss per step against the number of steps done (1 for the loss of the first
+/// step, as `Train 100 steps, ...` counts), 800×450 px.
+pub fn loss_curve_steps(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotError> {
+    loss_plot(path.as_ref(), losses, "training step", 1)
+}
+
+fn loss_plot(path: &Path, losses: &[f64], x_label: &str, first: usize) -> Result<(), PlotError> {
     const P: &str = "loss_curve";
-    let path = path.as_ref();
     check_finite(P, "loss", losses)?;
     ensure_font()?;
     check_parent(P, path)?;
-    let xs: Vec<f64> = (1..=losses.len()).map(|i| i as f64).collect();
+    let xs: Vec<f64> = (first..first + losses.len()).map(|i| i as f64).collect();
     let root = BitMapBackend::new(path, (800, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(backend_err(P, path))?;
     let series = [Series {
@@ -569,7 +579,7 @@ pub fn loss_curve(path: impl AsRef<Path>, losses: &[f64]) -> Result<(), PlotErro
         path,
         &root,
         "Training loss",
-        "epoch",
+        x_label,
         "loss",
         &series,
         None,

@@ -17,6 +17,14 @@ pub enum RuntimeError {
         /// What differs (name, expected and actual type).
         msg: String,
     },
+    /// A value of the function would need more memory than one tensor may have.
+    #[error("@{func} is too large to run: {msg}")]
+    TooLarge {
+        /// Function name.
+        func: String,
+        /// Which value, its type and the size it needs.
+        msg: String,
+    },
     /// The function is not valid IR.
     #[error(transparent)]
     Ir(#[from] IrError),

@@ -143,10 +143,14 @@ pub fn check_memory(f: &Function) -> Result<(), RuntimeError> {
             .checked_numel()
             .and_then(|n| n.checked_mul(t.dtype.size_bytes()));
         if bytes.is_none_or(|b| b > MAX_TENSOR_BYTES) {
-            return Err(RuntimeError::Input {
+            let what = match f.params.get(i) {
+                Some(p) => format!("input %{}", p.name),
+                None => format!("value %{}", i - f.params.len()),
+            };
+            return Err(RuntimeError::TooLarge {
                 func: f.name.clone(),
                 msg: format!(
-                    "value v{i} of type {t} needs {}; the limit is {} GiB per tensor",
+                    "{what} of type {t} needs {}; the limit is {} GiB per tensor",
                     match bytes {
                         Some(b) => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
                         None => "more than 2^64 bytes".to_string(),

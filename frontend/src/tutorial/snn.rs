@@ -494,7 +494,7 @@ pub fn run_snn_part(cfg: &SnnConfig) -> Result<SnnReport> {
         .map_err(plot_err)?;
         plots.push(vpath);
         let lpath = dir.join("snn_loss.png");
-        crate::plot::loss_curve(&lpath, &all_losses).map_err(plot_err)?;
+        crate::plot::loss_curve_steps(&lpath, &all_losses).map_err(plot_err)?;
         plots.push(lpath);
     }
     let mut sorted = times.clone();
