@@ -224,11 +224,21 @@ fn bptt_rejects_bad_input() {
     let mut v = data[1].0.to_f64_vec();
     v[3] = f64::NAN;
     data[1].0 = Array::from_f64([4, 5, 1], v).unwrap();
-    let err = tr.fit(data, 2).unwrap_err().to_string();
+    let err = tr.fit(data.clone(), 2).unwrap_err().to_string();
     assert!(
         err.contains("NaN") && err.contains("epoch 0, batch 1"),
         "{err}"
     );
+    // ... and predictions on such inputs are refused rather than returned as NaN.
+    for err in [
+        tr.predict(&data[1].0).unwrap_err().to_string(),
+        tr.predict_continue(&data[1].0).unwrap_err().to_string(),
+    ] {
+        assert!(
+            err.contains("non-finite value (NaN) at flat index 3"),
+            "{err}"
+        );
+    }
 }
 
 fn tiny_cfg(seed: u64) -> RnnConfig {

@@ -288,18 +288,8 @@ where
                 ),
             ));
         }
-        for (what, a) in [("inputs", x), ("targets", y)] {
-            let vals = a.to_f64_vec();
-            if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
-                return Err(Error::invalid(
-                    "Bptt",
-                    format!(
-                        "{what} have a non-finite value ({}) at flat index {i}",
-                        vals[i]
-                    ),
-                ));
-            }
-        }
+        check_finite("Bptt", "inputs", x)?;
+        check_finite("Bptt", "targets", y)?;
         self.model.reset_state(xs[0]);
         let key = (x.ty().clone(), y.ty().clone());
         if !self.steps.contains_key(&key) {
@@ -333,6 +323,7 @@ where
                 format!("inputs must be (batch, time, features), got {}", x.ty()),
             ));
         }
+        check_finite("Bptt::predict", "inputs", x)?;
         self.model.reset_state(x.shape()[0]);
         self.run_predictor(x)
     }
@@ -348,6 +339,7 @@ where
                 format!("inputs must be (batch, time, features), got {}", x.ty()),
             ));
         }
+        check_finite("Bptt::predict_continue", "inputs", x)?;
         self.run_predictor(x).map_err(|e| self.state_context(x, e))
     }
 
@@ -409,5 +401,21 @@ where
     /// Wall-clock seconds of every epoch so far.
     pub fn epoch_seconds(&self) -> &[f64] {
         &self.epoch_secs
+    }
+}
+
+/// An error naming the first non-finite value of `a`, if any: NaN or infinite data would only
+/// give NaN losses, gradients or predictions.
+fn check_finite(op: &str, what: &str, a: &Array) -> Result<()> {
+    let vals = a.to_f64_vec();
+    match vals.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::invalid(
+            op,
+            format!(
+                "{what} have a non-finite value ({}) at flat index {i}",
+                vals[i]
+            ),
+        )),
+        None => Ok(()),
     }
 }
