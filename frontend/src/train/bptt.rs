@@ -317,13 +317,7 @@ where
     /// Resets the model's state for the batch of `x` and runs it over `x: (B, T, F)`; returns
     /// `(B, T, out)`. (The notebook calls `model.reset(B)` before BrainPy's `predict`.)
     pub fn predict(&mut self, x: &Array) -> Result<Array> {
-        if x.shape().len() != 3 {
-            return Err(Error::invalid(
-                "Bptt::predict",
-                format!("inputs must be (batch, time, features), got {}", x.ty()),
-            ));
-        }
-        check_finite("Bptt::predict", "inputs", x)?;
+        check_predict_inputs("Bptt::predict", x)?;
         self.model.reset_state(x.shape()[0]);
         self.run_predictor(x)
     }
@@ -333,13 +327,7 @@ where
     /// The model's states must fit the batch of `x` (e.g. after [`Bptt::predict`] on a batch of
     /// the same size); otherwise the error names the states and suggests [`Bptt::predict`].
     pub fn predict_continue(&mut self, x: &Array) -> Result<Array> {
-        if x.shape().len() != 3 {
-            return Err(Error::invalid(
-                "Bptt::predict_continue",
-                format!("inputs must be (batch, time, features), got {}", x.ty()),
-            ));
-        }
-        check_finite("Bptt::predict_continue", "inputs", x)?;
+        check_predict_inputs("Bptt::predict_continue", x)?;
         self.run_predictor(x).map_err(|e| self.state_context(x, e))
     }
 
@@ -418,4 +406,15 @@ fn check_finite(op: &str, what: &str, a: &Array) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// The checks of a prediction's inputs: rank 3 (batch, time, features) and finite.
+fn check_predict_inputs(op: &str, x: &Array) -> Result<()> {
+    if x.shape().len() != 3 {
+        return Err(Error::invalid(
+            op,
+            format!("inputs must be (batch, time, features), got {}", x.ty()),
+        ));
+    }
+    check_finite(op, "inputs", x)
 }

@@ -155,7 +155,7 @@ const PARALLEL_MIN_ROWS: usize = 16;
 const PARALLEL_MIN_K: usize = 256;
 /// Partial products of a long contraction (fixed, so the rounding does not depend on the
 /// thread count; claimed dynamically by however many threads there are).
-pub(crate) const K_PARTS: usize = 4;
+const K_PARTS: usize = 4;
 
 /// Below this many multiply-adds per batch (or for `k` up to [`SMALL_K`]) a plain loop beats
 /// `gemm`'s packing; it also sums in the interpreter's order.
