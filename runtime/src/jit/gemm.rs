@@ -18,7 +18,7 @@
 use std::arch::x86_64::*;
 
 /// Contraction block length (measured best here among 64..256 for 100×100×3200).
-const KC: usize = 128;
+pub(crate) const KC: usize = 128;
 /// Most lhs rows this kernel takes (one contraction block of `A` stays in L2).
 pub(crate) const MAX_M: usize = 512;
 
@@ -47,6 +47,9 @@ pub(crate) unsafe fn gemm_nn(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded from the caller (features checked by `available`).
     unsafe {
+        let big = n >= SKIP_MIN_N && m * n * k >= SKIP_MIN_MNK;
+        let mut lists = (big && a_cs == 1).then_some(ActiveK::EMPTY);
+        let compact = big && a_rs == 1 && a_cs != 1;
         let mut k0 = 0;
         while k0 < k {
             let kc = KC.min(k - k0);
@@ -59,23 +62,17 @@ pub(crate) unsafe fn gemm_nn(
                 resume: k0 > 0,
             };
             let (a, b) = (a.offset(k0 as isize * a_cs), b.offset(k0 as isize * b_rs));
-            let mut j = 0;
-            while j < n {
-                let cols = (n - j).min(8);
-                let mut i = 0;
-                while i + 6 <= m {
-                    tile_rows::<6>(&g, a, b, c, i, j, cols);
-                    i += 6;
-                }
-                match m - i {
-                    1 => tile_rows::<1>(&g, a, b, c, i, j, cols),
-                    2 => tile_rows::<2>(&g, a, b, c, i, j, cols),
-                    3 => tile_rows::<3>(&g, a, b, c, i, j, cols),
-                    4 => tile_rows::<4>(&g, a, b, c, i, j, cols),
-                    5 => tile_rows::<5>(&g, a, b, c, i, j, cols),
-                    _ => {}
-                }
-                j += 8;
+            if compact && compact_block(&g, m, n, a, b, c) {
+                k0 += kc;
+                continue;
+            }
+            let skip = match lists.as_mut() {
+                Some(l) => l.build(&g, m, n, a, b),
+                None => false,
+            };
+            match lists.as_ref() {
+                Some(l) if skip => panels::<true>(&g, m, n, a, b, c, Some(l)),
+                _ => panels::<false>(&g, m, n, a, b, c, None),
             }
             k0 += kc;
         }
@@ -84,6 +81,339 @@ pub(crate) unsafe fn gemm_nn(
     {
         let _ = (m, n, k, a, a_rs, a_cs, b, b_rs, c);
         unreachable!("gemm::available() is false off x86-64");
+    }
+}
+
+/// Rows per full tile.
+const MR: usize = 6;
+/// Row blocks of at most [`MAX_M`] rows.
+const MAX_BLOCKS: usize = MAX_M.div_ceil(MR);
+/// Only a row-major `A` is scanned for zeros (one vector pass per row); products with fewer
+/// columns never skip: the zero scan of `A` would cost more than it saves.
+const SKIP_MIN_N: usize = 16;
+/// Smaller products never skip (the lists' set-up would not pay).
+const SKIP_MIN_MNK: usize = 1 << 16;
+/// Skip only when at most this share of the (row block, k) pairs is active; above it the dense
+/// loop's simpler addressing wins.
+const SKIP_MAX_ACTIVE: f64 = 0.85;
+
+/// Per row block of one contraction block, the `k` whose terms are not all zero: the indices
+/// where some row of the block has a nonzero `A` entry or where the `B` row holds a non-finite
+/// value (`0 · inf` is NaN, so such terms are kept). Skipping the other terms leaves every
+/// output element's fma chain unchanged except for the sign of a zero sum (a ReLU output as
+/// `A` is the case this is for: about half of it is zero, whole columns of it per row block).
+#[cfg(target_arch = "x86_64")]
+struct ActiveK {
+    /// Block `r`'s indices at `idx[r * KC..][..len[r]]`, increasing.
+    idx: [u8; MAX_BLOCKS * KC],
+    len: [u8; MAX_BLOCKS],
+    /// Per `k`, the OR of the sign-stripped bits of the block's `A` entries (0 iff all zero).
+    bits: [u64; KC],
+    /// Per `k`, whether the `B` row is finite.
+    finite: [bool; KC],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ActiveK {
+    const EMPTY: ActiveK = ActiveK {
+        idx: [0; MAX_BLOCKS * KC],
+        len: [0; MAX_BLOCKS],
+        bits: [0; KC],
+        finite: [true; KC],
+    };
+
+    /// Block `r`'s active indices.
+    fn list(&self, r: usize) -> &[u8] {
+        &self.idx[r * KC..r * KC + self.len[r] as usize]
+    }
+
+    /// Fills the lists for the contraction block `g`; false (lists unusable) when skipping
+    /// would not pay.
+    ///
+    /// # Safety
+    /// As [`gemm_nn`] for this block, and `g.a_cs == 1`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn build(&mut self, g: &Geom, m: usize, n: usize, a: *const f64, b: *const f64) -> bool {
+        // KC <= 256: indices fit u8, and KC itself fits the u8 lengths only below 256.
+        const _: () = assert!(KC < 256);
+        let kc = g.k;
+        let blocks = m.div_ceil(MR);
+        let mut zero_terms = 0usize;
+        // SAFETY: rows 0..m and columns 0..kc of `A` exist.
+        unsafe {
+            for blk in 0..blocks {
+                let rows = MR.min(m - blk * MR);
+                let bits = &mut self.bits[..kc];
+                bits.fill(0);
+                for r in 0..rows {
+                    let row = a.offset((blk * MR + r) as isize * g.a_rs);
+                    let row = std::slice::from_raw_parts(row, kc);
+                    for (x, v) in bits.iter_mut().zip(row) {
+                        *x |= v.to_bits() << 1;
+                    }
+                }
+                let mut len = 0;
+                for (kk, &x) in bits.iter().enumerate() {
+                    self.idx[blk * KC + len] = kk as u8;
+                    len += (x != 0) as usize;
+                }
+                zero_terms += kc - len;
+                self.len[blk] = len as u8;
+            }
+            if (blocks * kc - zero_terms) as f64 > SKIP_MAX_ACTIVE * (blocks * kc) as f64 {
+                return false;
+            }
+            // Keep the terms with a non-finite `B` row: add them back in order.
+            let mut all_finite = true;
+            for kk in 0..kc {
+                let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
+                self.finite[kk] = super::ops::all_finite(row);
+                all_finite &= self.finite[kk];
+            }
+            if !all_finite {
+                for blk in 0..blocks {
+                    let rows = MR.min(m - blk * MR);
+                    let mut len = 0;
+                    for kk in 0..kc {
+                        let live = !self.finite[kk]
+                            || (0..rows).any(|r| {
+                                *a.offset((blk * MR + r) as isize * g.a_rs + kk as isize) != 0.0
+                            });
+                        if live {
+                            self.idx[blk * KC + len] = kk as u8;
+                            len += 1;
+                        }
+                    }
+                    self.len[blk] = len as u8;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Largest share of the `m×n` output a compacted block may keep (above it the dense block wins).
+const COMPACT_MAX_LIVE: f64 = 0.8;
+
+/// The live rows, live columns and packed rhs of [`compact_block`], kept per thread.
+#[cfg(target_arch = "x86_64")]
+#[derive(Default)]
+struct Compact {
+    row_bits: Vec<u64>,
+    col_bits: Vec<u64>,
+    rows: Vec<u32>,
+    cols: Vec<u32>,
+    packed: Vec<f64>,
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    static COMPACT: std::cell::RefCell<Compact> = std::cell::RefCell::default();
+}
+
+/// One contraction block for a column-major `A` (the transposed lhs of a weight gradient
+/// `Hᵀ·D`), computed on its live part only: output rows `i` with a nonzero `A[i, k]` in the
+/// block and columns `j` with a nonzero `B[k, j]` (the other outputs gain only zero terms, as
+/// for a ReLU layer's units that are off for the whole block). The live columns of `B` are
+/// packed; each output element keeps its fma chain in `k` order. Returns false (nothing done)
+/// when the block has a non-finite entry or too little to drop.
+///
+/// # Safety
+/// As [`gemm_nn`] for this block, with `g.a_rs == 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn compact_block(
+    g: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    COMPACT.with_borrow_mut(|s| {
+        // SAFETY: the block's `A` columns are `m` contiguous elements `a_cs` apart, its `B`
+        // rows `n` contiguous elements `b_rs` apart, and `C` holds m×n elements.
+        unsafe {
+            let kc = g.k;
+            s.row_bits.clear();
+            s.row_bits.resize(m, 0);
+            s.col_bits.clear();
+            s.col_bits.resize(n, 0);
+            let mut non_finite = 0u64;
+            for kk in 0..kc {
+                let col = std::slice::from_raw_parts(a.offset(kk as isize * g.a_cs), m);
+                for (x, v) in s.row_bits.iter_mut().zip(col) {
+                    let bits = v.to_bits();
+                    *x |= bits << 1;
+                    non_finite |= ((!bits & EXP) == 0) as u64;
+                }
+                let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
+                for (x, v) in s.col_bits.iter_mut().zip(row) {
+                    let bits = v.to_bits();
+                    *x |= bits << 1;
+                    non_finite |= ((!bits & EXP) == 0) as u64;
+                }
+            }
+            if non_finite != 0 {
+                return false;
+            }
+            s.rows.clear();
+            s.rows
+                .extend((0..m as u32).filter(|&i| s.row_bits[i as usize] != 0));
+            s.cols.clear();
+            s.cols
+                .extend((0..n as u32).filter(|&j| s.col_bits[j as usize] != 0));
+            let (lr, lc) = (s.rows.len(), s.cols.len());
+            if (lr * lc) as f64 > COMPACT_MAX_LIVE * (m * n) as f64 {
+                return false;
+            }
+            if !g.resume {
+                std::ptr::write_bytes(c, 0, m * n);
+            }
+            if lr == 0 || lc == 0 {
+                return true;
+            }
+            // Live columns of `B`, padded with zeros to whole 8-column panels.
+            let width = lc.next_multiple_of(8);
+            s.packed.clear();
+            s.packed.resize(kc * width, 0.0);
+            for kk in 0..kc {
+                let row = b.offset(kk as isize * g.b_rs);
+                let dst = &mut s.packed[kk * width..kk * width + lc];
+                for (d, &j) in dst.iter_mut().zip(&s.cols) {
+                    *d = *row.add(j as usize);
+                }
+            }
+            for (p, cols) in s.cols.chunks(8).enumerate() {
+                let bp = s.packed.as_ptr().add(p * 8);
+                for rows in s.rows.chunks(MR) {
+                    let t = Gathered {
+                        kc,
+                        a,
+                        a_cs: g.a_cs,
+                        bp,
+                        width,
+                        c,
+                        ldc: n,
+                        rows,
+                        cols,
+                    };
+                    match rows.len() {
+                        1 => t.run::<1>(),
+                        2 => t.run::<2>(),
+                        3 => t.run::<3>(),
+                        4 => t.run::<4>(),
+                        5 => t.run::<5>(),
+                        _ => t.run::<MR>(),
+                    }
+                }
+            }
+            true
+        }
+    })
+}
+
+/// A tile of [`compact_block`]: up to [`MR`] live rows × up to 8 live columns (one packed panel).
+#[cfg(target_arch = "x86_64")]
+struct Gathered<'a> {
+    kc: usize,
+    a: *const f64,
+    a_cs: isize,
+    /// The panel's first packed column; rows `width` apart.
+    bp: *const f64,
+    width: usize,
+    c: *mut f64,
+    ldc: usize,
+    rows: &'a [u32],
+    cols: &'a [u32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Gathered<'_> {
+    /// Resumes each element's chain from `C`, adds the block's terms, stores the live columns.
+    ///
+    /// # Safety
+    /// As [`compact_block`]; `rows.len() == R`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run<const R: usize>(&self) {
+        // SAFETY: rows and columns index the output; the packed panel holds kc × 8 values.
+        unsafe {
+            let mut acc = [[_mm256_setzero_pd(); 2]; R];
+            let mut tmp = [0.0f64; 8];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let cp = self.c.add(self.rows[r] as usize * self.ldc);
+                for (t, &j) in tmp.iter_mut().zip(self.cols) {
+                    *t = *cp.add(j as usize);
+                }
+                row[0] = _mm256_loadu_pd(tmp.as_ptr());
+                row[1] = _mm256_loadu_pd(tmp.as_ptr().add(4));
+            }
+            let a_rows: [*const f64; R] =
+                std::array::from_fn(|r| self.a.add(self.rows[r] as usize));
+            for kk in 0..self.kc {
+                let bp = self.bp.add(kk * self.width);
+                let b0 = _mm256_loadu_pd(bp);
+                let b1 = _mm256_loadu_pd(bp.add(4));
+                let off = kk as isize * self.a_cs;
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_sd(&*a_rows[r].offset(off));
+                    row[0] = _mm256_fmadd_pd(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_pd(av, b1, row[1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm256_storeu_pd(tmp.as_mut_ptr(), row[0]);
+                _mm256_storeu_pd(tmp.as_mut_ptr().add(4), row[1]);
+                let cp = self.c.add(self.rows[r] as usize * self.ldc);
+                for (t, &j) in tmp.iter().zip(self.cols) {
+                    *cp.add(j as usize) = *t;
+                }
+            }
+        }
+    }
+}
+
+/// One contraction block: for each 8-column panel of `B`, every row block of `A` (with `SKIP`,
+/// only the terms of the block's list in `lists`).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panels<const SKIP: bool>(
+    g: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    lists: Option<&ActiveK>,
+) {
+    // SAFETY: forwarded from `gemm_nn`.
+    unsafe {
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(8);
+            let mut i = 0;
+            while i < m {
+                let ks = match lists {
+                    Some(l) if SKIP => l.list(i / MR),
+                    _ => &[],
+                };
+                if SKIP && ks.is_empty() && g.resume {
+                    // Nothing to add to the stored partial sums.
+                } else {
+                    match m - i {
+                        1 => tile_rows::<1, SKIP>(g, a, b, c, i, j, cols, ks),
+                        2 => tile_rows::<2, SKIP>(g, a, b, c, i, j, cols, ks),
+                        3 => tile_rows::<3, SKIP>(g, a, b, c, i, j, cols, ks),
+                        4 => tile_rows::<4, SKIP>(g, a, b, c, i, j, cols, ks),
+                        5 => tile_rows::<5, SKIP>(g, a, b, c, i, j, cols, ks),
+                        _ => tile_rows::<MR, SKIP>(g, a, b, c, i, j, cols, ks),
+                    }
+                }
+                i += MR;
+            }
+            j += 8;
+        }
     }
 }
 
@@ -99,11 +429,12 @@ struct Geom {
     resume: bool,
 }
 
-/// The tile at rows `i..i+R`, columns `j..j+cols` (`cols <= 8`).
+/// The tile at rows `i..i+R`, columns `j..j+cols` (`cols <= 8`); with `SKIP` only the terms
+/// `ks` of the contraction block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<const R: usize>(
+unsafe fn tile_rows<const R: usize, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
@@ -111,6 +442,7 @@ unsafe fn tile_rows<const R: usize>(
     i: usize,
     j: usize,
     cols: usize,
+    ks: &[u8],
 ) {
     // SAFETY: rows i..i+R and columns j..j+cols lie inside the operands; masked lanes are
     // neither loaded nor stored.
@@ -119,7 +451,7 @@ unsafe fn tile_rows<const R: usize>(
         let b = b.add(j);
         let c = c.offset(i as isize * g.ldc).add(j);
         if cols == 8 {
-            tile::<R, false>(g, a, b, c, _mm256_setzero_si256());
+            tile::<R, false, SKIP>(g, a, b, c, _mm256_setzero_si256(), ks);
         } else {
             // Lanes of the second vector (columns 4..8) that exist; columns 0..4 always do
             // when cols > 4, else the tile is handled as a masked first vector.
@@ -132,9 +464,9 @@ unsafe fn tile_rows<const R: usize>(
                 )
             };
             if cols > 4 {
-                tile::<R, true>(g, a, b, c, lanes(cols - 4));
+                tile::<R, true, SKIP>(g, a, b, c, lanes(cols - 4), ks);
             } else {
-                tile1::<R>(g, a, b, c, lanes(cols));
+                tile1::<R, SKIP>(g, a, b, c, lanes(cols), ks);
             }
         }
     }
@@ -143,12 +475,13 @@ unsafe fn tile_rows<const R: usize>(
 /// A full-height tile of two vectors (8 columns); with `MASKED` the second vector is masked.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize, const MASKED: bool>(
+unsafe fn tile<const R: usize, const MASKED: bool, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
     c: *mut f64,
     mask: __m256i,
+    ks: &[u8],
 ) {
     // SAFETY: see `tile_rows`.
     unsafe {
@@ -164,9 +497,14 @@ unsafe fn tile<const R: usize, const MASKED: bool>(
                 };
             }
         }
-        let mut ap = a;
-        let mut bp = b;
-        for _ in 0..g.k {
+        let steps = if SKIP { ks.len() } else { g.k };
+        for t in 0..steps {
+            let kk = if SKIP {
+                *ks.get_unchecked(t) as isize
+            } else {
+                t as isize
+            };
+            let (ap, bp) = (a.offset(kk * g.a_cs), b.offset(kk * g.b_rs));
             let b0 = _mm256_loadu_pd(bp);
             let b1 = if MASKED {
                 _mm256_maskload_pd(bp.add(4), mask)
@@ -178,8 +516,6 @@ unsafe fn tile<const R: usize, const MASKED: bool>(
                 row[0] = _mm256_fmadd_pd(av, b0, row[0]);
                 row[1] = _mm256_fmadd_pd(av, b1, row[1]);
             }
-            ap = ap.offset(g.a_cs);
-            bp = bp.offset(g.b_rs);
         }
         for (r, row) in acc.iter().enumerate() {
             let cp = c.offset(r as isize * g.ldc);
@@ -196,12 +532,13 @@ unsafe fn tile<const R: usize, const MASKED: bool>(
 /// A tile of one masked vector (at most 4 columns).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile1<const R: usize>(
+unsafe fn tile1<const R: usize, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
     c: *mut f64,
     mask: __m256i,
+    ks: &[u8],
 ) {
     // SAFETY: see `tile_rows`.
     unsafe {
@@ -211,16 +548,19 @@ unsafe fn tile1<const R: usize>(
                 *x = _mm256_maskload_pd(c.offset(r as isize * g.ldc), mask);
             }
         }
-        let mut ap = a;
-        let mut bp = b;
-        for _ in 0..g.k {
+        let steps = if SKIP { ks.len() } else { g.k };
+        for t in 0..steps {
+            let kk = if SKIP {
+                *ks.get_unchecked(t) as isize
+            } else {
+                t as isize
+            };
+            let (ap, bp) = (a.offset(kk * g.a_cs), b.offset(kk * g.b_rs));
             let b0 = _mm256_maskload_pd(bp, mask);
             for (r, x) in acc.iter_mut().enumerate() {
                 let av = _mm256_broadcast_sd(&*ap.offset(r as isize * g.a_rs));
                 *x = _mm256_fmadd_pd(av, b0, *x);
             }
-            ap = ap.offset(g.a_cs);
-            bp = bp.offset(g.b_rs);
         }
         for (r, x) in acc.iter().enumerate() {
             _mm256_maskstore_pd(c.offset(r as isize * g.ldc), mask, *x);
@@ -254,6 +594,103 @@ mod tests {
             }
         }
         c
+    }
+
+    /// Runs `gemm_nn` on `a` (row-major `m×k`, or column-major with `tl`) and row-major `b`.
+    fn run(m: usize, n: usize, k: usize, a: &[f64], tl: bool, b: &[f64]) -> Vec<f64> {
+        let mut c = vec![f64::NAN; m * n];
+        let (a_rs, a_cs) = if tl { (1, m as isize) } else { (k as isize, 1) };
+        // SAFETY: AVX2+FMA checked by the callers; buffers sized for the shapes.
+        unsafe {
+            gemm_nn(
+                m,
+                n,
+                k,
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b.as_ptr(),
+                n as isize,
+                c.as_mut_ptr(),
+            )
+        };
+        c
+    }
+
+    /// Equal as numbers (a skipped zero term may flip the sign of a zero sum), NaN where NaN.
+    fn assert_same(got: &[f64], want: &[f64], what: &str) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "{what} at {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    /// A ReLU-like operand: whole "units" (rows with `tl`, else columns of the logical lhs)
+    /// off per contraction block, and scattered zeros elsewhere.
+    fn relu_like(m: usize, k: usize, tl: bool) -> Vec<f64> {
+        let mut a = vec![0.0; m * k];
+        for i in 0..m {
+            for kk in 0..k {
+                let unit_off = if tl {
+                    (i * 7 + kk / KC) % 3 == 0
+                } else {
+                    (kk * 5 + i / 6) % 3 == 0
+                };
+                let v = ((i * 31 + kk * 17) % 23) as f64 - 11.0;
+                let val = if unit_off || v < 0.0 { 0.0 } else { v / 3.0 };
+                a[if tl { kk * m + i } else { i * k + kk }] = val;
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn skipping_zero_terms_matches_the_dense_reference() {
+        if !available() {
+            return;
+        }
+        for &(m, n, k) in &[
+            (128, 100, 100),
+            (100, 100, 3200),
+            (37, 20, 300),
+            (64, 100, 130),
+        ] {
+            for tl in [false, true] {
+                let a = relu_like(m, k, tl);
+                let mut b: Vec<f64> = (0..k * n)
+                    .map(|i| ((i * 53 % 97) as f64 - 48.0) / 5.0)
+                    .collect();
+                if tl {
+                    // Whole columns of the rhs off per block, as a ReLU gradient's.
+                    for kk in 0..k {
+                        for j in 0..n {
+                            if (j + kk / KC) % 4 == 0 {
+                                b[kk * n + j] = 0.0;
+                            }
+                        }
+                    }
+                }
+                let want = reference(m, n, k, &a, tl, &b, n);
+                assert_same(
+                    &run(m, n, k, &a, tl, &b),
+                    &want,
+                    &format!("{m}x{n}x{k} tl={tl}"),
+                );
+                // A non-finite rhs value times a skipped zero is NaN, as in the dense product.
+                let mut b_inf = b.clone();
+                b_inf[(k / 2) * n + 3] = f64::INFINITY;
+                let want = reference(m, n, k, &a, tl, &b_inf, n);
+                assert!(want.iter().any(|x| x.is_nan()), "the case must produce NaN");
+                assert_same(&run(m, n, k, &a, tl, &b_inf), &want, "inf in the rhs");
+                // And a non-finite lhs value times a zero rhs column.
+                let mut a_inf = a.clone();
+                a_inf[if tl { (k / 2) * m + 5 } else { 5 * k + k / 2 }] = f64::NEG_INFINITY;
+                let want = reference(m, n, k, &a_inf, tl, &b, n);
+                assert_same(&run(m, n, k, &a_inf, tl, &b), &want, "inf in the lhs");
+            }
+        }
     }
 
     #[test]

@@ -514,6 +514,20 @@ fn run_blocks(d: &MatmulDesc, blocks: usize, block: impl Fn(usize) + Sync) {
     crate::threads::run_blocks_at(d as *const MatmulDesc as usize, blocks, &block);
 }
 
+/// Contraction range of part `i` of `parts` over `k`: boundaries on whole contraction blocks of
+/// the GEMM kernel ([`super::gemm::KC`]), so the parts cut it where the unsplit product would
+/// (a weight gradient's blocks then stay one time step each when the batch is `KC`).
+fn split_range(k: usize, parts: usize, i: usize) -> (usize, usize) {
+    let at = |p: usize| {
+        if p == parts {
+            k
+        } else {
+            ((k * p / parts + super::gemm::KC / 2) / super::gemm::KC * super::gemm::KC).min(k)
+        }
+    };
+    (at(i), at(i + 1))
+}
+
 /// Output rows `r0..r1` of block `i` of `blocks` over `m` rows.
 fn block_rows(m: usize, blocks: usize, i: usize) -> (usize, usize) {
     (m * i / blocks, m * (i + 1) / blocks)
@@ -538,7 +552,7 @@ unsafe fn gemm_blocks(
         // its rows of `out` (or its own m×n partial: `out` for block 0, scratch slot i-1).
         unsafe {
             if d.split_k {
-                let (k0, k1) = block_rows(d.k, d.blocks, i);
+                let (k0, k1) = split_range(d.k, d.blocks, i);
                 let o = if i == 0 {
                     p.2
                 } else {
@@ -579,7 +593,8 @@ unsafe fn gemm_blocks(
 // Matmul with a bool lhs
 
 /// True when every element of `v` is finite (one vectorisable pass, no early exit).
-fn all_finite(v: &[f64]) -> bool {
+#[inline]
+pub(crate) fn all_finite(v: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;
     v.iter()
         .fold(0u64, |acc, x| acc | ((!x.to_bits() & EXP) == 0) as u64)
