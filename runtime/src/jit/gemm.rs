@@ -299,13 +299,19 @@ unsafe fn compact_block(
                         rows,
                         cols,
                     };
-                    match rows.len() {
-                        1 => t.run::<1>(),
-                        2 => t.run::<2>(),
-                        3 => t.run::<3>(),
-                        4 => t.run::<4>(),
-                        5 => t.run::<5>(),
-                        _ => t.run::<MR>(),
+                    match (rows.len(), cols.len() > 4) {
+                        (1, false) => t.run::<1, 1>(),
+                        (2, false) => t.run::<2, 1>(),
+                        (3, false) => t.run::<3, 1>(),
+                        (4, false) => t.run::<4, 1>(),
+                        (5, false) => t.run::<5, 1>(),
+                        (_, false) => t.run::<MR, 1>(),
+                        (1, true) => t.run::<1, 2>(),
+                        (2, true) => t.run::<2, 2>(),
+                        (3, true) => t.run::<3, 2>(),
+                        (4, true) => t.run::<4, 2>(),
+                        (5, true) => t.run::<5, 2>(),
+                        (_, true) => t.run::<MR, 2>(),
                     }
                 }
             }
@@ -331,43 +337,46 @@ struct Gathered<'a> {
 
 #[cfg(target_arch = "x86_64")]
 impl Gathered<'_> {
-    /// Resumes each element's chain from `C`, adds the block's terms, stores the live columns.
+    /// Resumes each element's chain from `C`, adds the block's terms, stores the live columns;
+    /// `V` vectors of 4 columns (1 when the panel has at most 4).
     ///
     /// # Safety
-    /// As [`compact_block`]; `rows.len() == R`.
+    /// As [`compact_block`]; `rows.len() == R`, `cols.len() <= 4 * V`.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run<const R: usize>(&self) {
+    unsafe fn run<const R: usize, const V: usize>(&self) {
         // SAFETY: rows and columns index the output; the packed panel holds kc × 8 values.
         unsafe {
-            let mut acc = [[_mm256_setzero_pd(); 2]; R];
-            let mut tmp = [0.0f64; 8];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let cp = self.c.add(self.rows[r] as usize * self.ldc);
-                for (t, &j) in tmp.iter_mut().zip(self.cols) {
-                    *t = *cp.add(j as usize);
-                }
-                row[0] = _mm256_loadu_pd(tmp.as_ptr());
-                row[1] = _mm256_loadu_pd(tmp.as_ptr().add(4));
-            }
+            let c_rows: [*mut f64; R] =
+                std::array::from_fn(|r| self.c.add(self.rows[r] as usize * self.ldc));
             let a_rows: [*const f64; R] =
                 std::array::from_fn(|r| self.a.add(self.rows[r] as usize));
+            let col = |q: usize| self.cols.get(q).map(|&j| j as usize);
+            let mut acc = [[_mm256_setzero_pd(); V]; R];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let get = |q: usize| col(q).map_or(0.0, |j| *c_rows[r].add(j));
+                for (v, x) in row.iter_mut().enumerate() {
+                    let q = 4 * v;
+                    *x = _mm256_setr_pd(get(q), get(q + 1), get(q + 2), get(q + 3));
+                }
+            }
             for kk in 0..self.kc {
                 let bp = self.bp.add(kk * self.width);
-                let b0 = _mm256_loadu_pd(bp);
-                let b1 = _mm256_loadu_pd(bp.add(4));
+                let bv: [__m256d; V] = std::array::from_fn(|v| _mm256_loadu_pd(bp.add(4 * v)));
                 let off = kk as isize * self.a_cs;
                 for (r, row) in acc.iter_mut().enumerate() {
                     let av = _mm256_broadcast_sd(&*a_rows[r].offset(off));
-                    row[0] = _mm256_fmadd_pd(av, b0, row[0]);
-                    row[1] = _mm256_fmadd_pd(av, b1, row[1]);
+                    for (x, b) in row.iter_mut().zip(&bv) {
+                        *x = _mm256_fmadd_pd(av, *b, *x);
+                    }
                 }
             }
+            let mut tmp = [0.0f64; 8];
             for (r, row) in acc.iter().enumerate() {
-                _mm256_storeu_pd(tmp.as_mut_ptr(), row[0]);
-                _mm256_storeu_pd(tmp.as_mut_ptr().add(4), row[1]);
-                let cp = self.c.add(self.rows[r] as usize * self.ldc);
+                for (v, x) in row.iter().enumerate() {
+                    _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * v), *x);
+                }
                 for (t, &j) in tmp.iter().zip(self.cols) {
-                    *cp.add(j as usize) = *t;
+                    *c_rows[r].add(j as usize) = *t;
                 }
             }
         }
