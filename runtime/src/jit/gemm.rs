@@ -20,9 +20,9 @@
 //! runs only over the `k` where one of its rows is nonzero ([`ActiveK`]); for a column-major
 //! `A` (a weight gradient `Hᵀ·D`) each contraction block computes only the output rows and
 //! columns that gain a nonzero term ([`compact_block`]). Either is used only when it drops
-//! enough work, and never past a non-finite operand entry (`0 · inf` must stay NaN). A
-//! skipped term is an exact zero, so each element's chain is unchanged but for the sign of a
-//! zero sum.
+//! enough work, and never past a non-finite operand entry (`0 · inf` must stay NaN). The
+//! results are bit-identical to the dense kernel's: a skipped term is a signed zero, and
+//! adding one to a chain that starts at +0 never changes it (the chain is never -0).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -110,8 +110,8 @@ const SKIP_MAX_ACTIVE: f64 = 0.85;
 /// Per row block of one contraction block, the `k` whose terms are not all zero: the indices
 /// where some row of the block has a nonzero `A` entry or where the `B` row holds a non-finite
 /// value (`0 · inf` is NaN, so such terms are kept). Skipping the other terms leaves every
-/// output element's fma chain unchanged except for the sign of a zero sum (a ReLU output as
-/// `A` is the case this is for: about half of it is zero, whole columns of it per row block).
+/// output element's fma chain unchanged (a ReLU output as `A` is the case this is for: about
+/// half of it is zero, whole columns of it per row block).
 #[cfg(target_arch = "x86_64")]
 struct ActiveK {
     /// Block `r`'s indices at `idx[r * KC..][..len[r]]`, increasing.
@@ -636,12 +636,12 @@ mod tests {
         c
     }
 
-    /// Equal as numbers (a skipped zero term may flip the sign of a zero sum), NaN where NaN.
+    /// The same bits (zeros included), NaN where NaN.
     fn assert_same(got: &[f64], want: &[f64], what: &str) {
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!(
-                g == w || (g.is_nan() && w.is_nan()),
-                "{what} at {i}: {g} vs {w}"
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{what} at {i}: {g:?} vs {w:?}"
             );
         }
     }
@@ -658,7 +658,14 @@ mod tests {
                     (kk * 5 + i / 6) % 3 == 0
                 };
                 let v = ((i * 31 + kk * 17) % 23) as f64 - 11.0;
-                let val = if unit_off || v < 0.0 { 0.0 } else { v / 3.0 };
+                // Both signed zeros: skipping a -0 term must not change a bit either.
+                let val = if unit_off {
+                    -0.0
+                } else if v < 0.0 {
+                    0.0
+                } else {
+                    v / 3.0
+                };
                 a[if tl { kk * m + i } else { i * k + kk }] = val;
             }
         }
