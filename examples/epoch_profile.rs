@@ -30,13 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     trainer.fit(data, epochs)?;
     let epoch = median(trainer.epoch_seconds().to_vec());
     let f = brainlift::tutorial::rnn::tutorial_train_step_function(128, 25, 100)?;
-    let mut inputs = brainlift::runtime::random::random_inputs(&f, 4);
-    for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
-        if p.name.contains("opt") || p.name.starts_with("hyper") {
-            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
-            *t = brainlift::runtime::Tensor::from_f64_values(t.ty().clone(), &v)?;
-        }
-    }
+    let inputs = brainlift::runtime::random::train_step_inputs(&f, 4);
     let mut jit = brainlift::runtime::compile(&f, brainlift::Backend::Jit)?;
     let mut steps = vec![];
     for _ in 0..300 {

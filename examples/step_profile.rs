@@ -8,7 +8,7 @@
 //! `BRAINLIFT_THREADS` / the thread count of the machine apply.
 
 use brainlift::compiler::pipeline::{Lowering, PipelineConfig, run_pipeline};
-use brainlift::runtime::{Backend, JitExecutable, Tensor, random::random_inputs};
+use brainlift::runtime::{Backend, JitExecutable, random::train_step_inputs};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,13 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("row blocks per top-level scan: {blocks:?}\n{plan}"),
         )?;
     }
-    let mut inputs = random_inputs(&f, 4);
+    let mut inputs = train_step_inputs(&f, 4);
     for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
         if let Some((_, v)) = data.iter().find(|(name, _)| *name == p.name) {
             *t = v.clone();
-        } else if p.name.contains("opt") || p.name.starts_with("hyper") {
-            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
-            *t = Tensor::from_f64_values(t.ty().clone(), &v)?;
         }
     }
     let mut jit = brainlift::runtime::compile(&f, Backend::Jit)?;

@@ -8,7 +8,10 @@
 
 use crate::CliResult;
 use brainlift::ir::{DType, Function, TensorType};
-use brainlift::runtime::{Backend, Tensor, random::random_inputs};
+use brainlift::runtime::{
+    Backend, Tensor,
+    random::{random_inputs, train_step_inputs},
+};
 use brainlift::trace;
 use brainlift::tutorial::rnn::tutorial_train_step_function;
 use clap::Args;
@@ -178,7 +181,7 @@ fn ngrc() -> CliResult<Workload> {
 fn bptt_step() -> CliResult<Workload> {
     brainlift::random::seed(0);
     let f = tutorial_train_step_function(128, 25, 100).map_err(|e| e.to_string())?;
-    let inputs = realistic_inputs(&f, 4);
+    let inputs = train_step_inputs(&f, 4);
     Ok(Workload {
         name: "bptt_step",
         about: "one BPTT train step of the tutorial RNN (batch 128, T 25, hidden 100): forward scan, loss, reverse scan, Adam",
@@ -192,7 +195,7 @@ fn bptt_step() -> CliResult<Workload> {
 fn snn_step() -> CliResult<Workload> {
     let (f, x, y) = brainlift::tutorial::snn::tutorial_train_step_function(100, 256)
         .map_err(|e| e.to_string())?;
-    let mut inputs = realistic_inputs(&f, 5);
+    let mut inputs = train_step_inputs(&f, 5);
     for (p, v) in f.params.iter().zip(inputs.iter_mut()) {
         if p.name == "xs" {
             *v = x.clone();
@@ -208,18 +211,6 @@ fn snn_step() -> CliResult<Workload> {
         baseline: None,
         opts: Default::default(),
     })
-}
-
-/// Random inputs, with optimiser moments and hyper-parameters made valid (non-negative).
-fn realistic_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
-    let mut inputs = random_inputs(f, seed);
-    for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
-        if p.name.contains("opt") || p.name.starts_with("hyper") {
-            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
-            *t = Tensor::from_f64_values(t.ty().clone(), &v).expect("same type");
-        }
-    }
-    inputs
 }
 
 /// One epoch of the tutorial's BPTT training as `Bptt::fit` runs it (100 batches of 128 × 25:

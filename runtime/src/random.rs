@@ -9,6 +9,8 @@
 //!   (so they stay within the closed range).
 //! - `i32`: uniform in `{0, 1, 2, 3}` (valid small indices / labels).
 //! - `bool`: `true` or `false` with probability 1/2 each.
+//!
+//! [`train_step_inputs`] adapts them to a traced train step (optimiser state, hyper-parameters).
 
 use crate::Tensor;
 use brainlift_ir::{DType, Function};
@@ -46,4 +48,19 @@ pub fn random_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
                 .expect("random_inputs: one value per element by construction")
         })
         .collect()
+}
+
+/// [`random_inputs`] for a traced train step: the optimiser's state (inputs named `opt.*`)
+/// and the hyper-parameters (`hyper.*`) become `|x| / 100`, so moments are non-negative (Adam
+/// takes the square root of its second moment) and learning rates small, as in training.
+pub fn train_step_inputs(f: &Function, seed: u64) -> Vec<Tensor> {
+    let mut inputs = random_inputs(f, seed);
+    for (p, t) in f.params.iter().zip(inputs.iter_mut()) {
+        if p.name.starts_with("opt.") || p.name.starts_with("hyper.") {
+            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs() * 1e-2).collect();
+            *t = Tensor::from_f64_values(t.ty().clone(), &v)
+                .expect("train_step_inputs: same type, one value per element");
+        }
+    }
+    inputs
 }

@@ -200,3 +200,25 @@ fn random_inputs_are_seeded_and_in_range() {
     );
     assert_eq!(a[4].numel(), 0);
 }
+
+#[test]
+fn train_step_inputs_make_optimiser_state_and_hyper_parameters_small_and_non_negative() {
+    let mut b = FunctionBuilder::new("step");
+    b.param("W", TensorType::new(DType::F64, [40, 30]));
+    b.param("hyper.lr", TensorType::new(DType::F64, []));
+    b.param("opt.v.W", TensorType::new(DType::F64, [40, 30]));
+    let f = b.finish([]);
+    let plain = random_inputs(&f, 3);
+    let step = brainlift_runtime::random::train_step_inputs(&f, 3);
+    assert_eq!(step[0], plain[0], "other inputs are random_inputs' draws");
+    for i in [1, 2] {
+        let (got, raw) = (step[i].to_f64_vec(), plain[i].to_f64_vec());
+        for (g, r) in got.iter().zip(&raw) {
+            assert_eq!(*g, r.abs() * 1e-2);
+        }
+    }
+    assert!(
+        plain[2].to_f64_vec().iter().any(|&v| v < 0.0),
+        "the case has negatives"
+    );
+}
