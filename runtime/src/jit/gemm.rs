@@ -615,9 +615,10 @@ mod tests {
         c
     }
 
-    /// Runs `gemm_nn` on `a` (row-major `m×k`, or column-major with `tl`) and row-major `b`.
-    fn run(m: usize, n: usize, k: usize, a: &[f64], tl: bool, b: &[f64]) -> Vec<f64> {
-        let mut c = vec![f64::NAN; m * n];
+    /// Runs `gemm_nn` on `a` (row-major `m×k`, or column-major with `tl`) and `b` (rows of `n`
+    /// values `b_rs` apart); the result has 8 NaN elements past the output, which must stay.
+    fn run(m: usize, n: usize, k: usize, a: &[f64], tl: bool, b: &[f64], b_rs: usize) -> Vec<f64> {
+        let mut c = vec![f64::NAN; m * n + 8];
         let (a_rs, a_cs) = if tl { (1, m as isize) } else { (k as isize, 1) };
         // SAFETY: AVX2+FMA checked by the callers; buffers sized for the shapes.
         unsafe {
@@ -629,10 +630,15 @@ mod tests {
                 a_rs,
                 a_cs,
                 b.as_ptr(),
-                n as isize,
+                b_rs as isize,
                 c.as_mut_ptr(),
             )
         };
+        assert!(
+            c[m * n..].iter().all(|x| x.is_nan()),
+            "{m}x{n}x{k}: wrote past the end"
+        );
+        c.truncate(m * n);
         c
     }
 
@@ -698,23 +704,27 @@ mod tests {
                         }
                     }
                 }
-                let want = reference(m, n, k, &a, tl, &b, n);
-                assert_same(
-                    &run(m, n, k, &a, tl, &b),
-                    &want,
-                    &format!("{m}x{n}x{k} tl={tl}"),
-                );
+                let check = |a: &[f64], b: &[f64], what: &str| {
+                    let want = reference(m, n, k, a, tl, b, n);
+                    assert_same(
+                        &run(m, n, k, a, tl, b, n),
+                        &want,
+                        &format!("{m}x{n}x{k} tl={tl} {what}"),
+                    );
+                    want.iter().any(|x| x.is_nan())
+                };
+                assert!(!check(&a, &b, "finite"));
                 // A non-finite rhs value times a skipped zero is NaN, as in the dense product.
                 let mut b_inf = b.clone();
                 b_inf[(k / 2) * n + 3] = f64::INFINITY;
-                let want = reference(m, n, k, &a, tl, &b_inf, n);
-                assert!(want.iter().any(|x| x.is_nan()), "the case must produce NaN");
-                assert_same(&run(m, n, k, &a, tl, &b_inf), &want, "inf in the rhs");
+                assert!(
+                    check(&a, &b_inf, "inf in the rhs"),
+                    "the case must produce NaN"
+                );
                 // And a non-finite lhs value times a zero rhs column.
                 let mut a_inf = a.clone();
                 a_inf[if tl { (k / 2) * m + 5 } else { 5 * k + k / 2 }] = f64::NEG_INFINITY;
-                let want = reference(m, n, k, &a_inf, tl, &b, n);
-                assert_same(&run(m, n, k, &a_inf, tl, &b), &want, "inf in the lhs");
+                check(&a_inf, &b, "inf in the lhs");
             }
         }
     }
@@ -744,23 +754,7 @@ mod tests {
                 let b: Vec<f64> = (0..k * b_rs)
                     .map(|i| ((i * 53 % 97) as f64 - 48.0) / 5.0)
                     .collect();
-                // Poison beyond the output to catch stray stores.
-                let mut c = vec![f64::NAN; m * n + 8];
-                let (a_rs, a_cs) = if tl { (1, m as isize) } else { (k as isize, 1) };
-                // SAFETY: AVX2+FMA checked; buffers sized for the shapes.
-                unsafe {
-                    gemm_nn(
-                        m,
-                        n,
-                        k,
-                        a.as_ptr(),
-                        a_rs,
-                        a_cs,
-                        b.as_ptr(),
-                        b_rs as isize,
-                        c.as_mut_ptr(),
-                    )
-                };
+                let c = run(m, n, k, &a, tl, &b, b_rs);
                 let want = reference(m, n, k, &a, tl, &b, b_rs);
                 for idx in 0..m * n {
                     assert_eq!(
@@ -769,10 +763,6 @@ mod tests {
                         "{m}x{n}x{k} tl={tl} at {idx}"
                     );
                 }
-                assert!(
-                    c[m * n..].iter().all(|x| x.is_nan()),
-                    "{m}x{n}x{k}: wrote past the end"
-                );
             }
         }
     }
