@@ -58,33 +58,18 @@ pub(crate) unsafe fn gemm_nn(
     // SAFETY: forwarded from the caller (features checked by `available`).
     unsafe {
         let big = n >= SKIP_MIN_N && m * n * k >= SKIP_MIN_MNK;
-        let mut lists = (big && a_cs == 1).then_some(ActiveK::EMPTY);
-        let compact = big && a_rs == 1 && a_cs != 1;
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = KC.min(k - k0);
-            let g = Geom {
-                k: kc,
-                a_rs,
-                a_cs,
-                b_rs,
-                ldc: n as isize,
-                resume: k0 > 0,
-            };
-            let (a, b) = (a.offset(k0 as isize * a_cs), b.offset(k0 as isize * b_rs));
-            if compact && compact_block(&g, m, n, a, b, c) {
-                k0 += kc;
-                continue;
-            }
-            let skip = match lists.as_mut() {
-                Some(l) => l.build(&g, m, n, a, b),
-                None => false,
-            };
-            match lists.as_ref() {
-                Some(l) if skip => panels::<true>(&g, m, n, a, b, c, Some(l)),
-                _ => panels::<false>(&g, m, n, a, b, c, None),
-            }
-            k0 += kc;
+        let g = Geom {
+            k,
+            a_rs,
+            a_cs,
+            b_rs,
+            ldc: n as isize,
+            resume: false,
+        };
+        if big && a_cs == 1 {
+            ACTIVE_K.with_borrow_mut(|l| contraction_blocks(&g, m, n, a, b, c, Some(l), false));
+        } else {
+            contraction_blocks(&g, m, n, a, b, c, None, big && a_rs == 1);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -92,6 +77,60 @@ pub(crate) unsafe fn gemm_nn(
         let _ = (m, n, k, a, a_rs, a_cs, b, b_rs, c);
         unreachable!("gemm::available() is false off x86-64");
     }
+}
+
+/// The contraction blocks of `C = A · B` (`g.k` the whole contraction): each with the
+/// zero-term lists `lists` when given (and worth it), compacted with `compact` (when worth it),
+/// else dense.
+///
+/// # Safety
+/// As [`gemm_nn`].
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn contraction_blocks(
+    whole: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    mut lists: Option<&mut ActiveK>,
+    compact: bool,
+) {
+    // SAFETY: forwarded from `gemm_nn`; every block lies within the operands.
+    unsafe {
+        let mut k0 = 0;
+        while k0 < whole.k {
+            let g = Geom {
+                k: KC.min(whole.k - k0),
+                resume: k0 > 0,
+                ..*whole
+            };
+            let (a, b) = (
+                a.offset(k0 as isize * g.a_cs),
+                b.offset(k0 as isize * g.b_rs),
+            );
+            k0 += g.k;
+            if compact && compact_block(&g, m, n, a, b, c) {
+                continue;
+            }
+            let built = match lists.as_deref_mut() {
+                Some(l) => l.build(&g, m, n, a, b),
+                None => false,
+            };
+            match lists.as_deref() {
+                Some(l) if built => panels::<true>(&g, m, n, a, b, c, Some(l)),
+                _ => panels::<false>(&g, m, n, a, b, c, None),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// [`ActiveK`] lists, one set per thread (12 KiB, allocated once).
+    static ACTIVE_K: std::cell::RefCell<Box<ActiveK>> =
+        std::cell::RefCell::new(Box::new(ActiveK::EMPTY));
 }
 
 /// Rows per full tile.
@@ -437,6 +476,7 @@ unsafe fn panels<const SKIP: bool>(
 }
 
 #[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
 struct Geom {
     /// Length of this contraction block.
     k: usize,
