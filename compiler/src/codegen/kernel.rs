@@ -40,6 +40,9 @@ enum VV {
     Lanes(SmallVec<[Value; 4]>),
 }
 
+/// Rows of at most this many elements are emitted without an inner loop.
+const SHORT_ROW: i64 = 16;
+
 /// Where a node can be computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
@@ -488,6 +491,29 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
         self.hoist(Level::Row, &row_addr);
         // Hoisted outputs (entry/row level) are stored in the element loops like the others.
         let c = *self.space.dims.last().unwrap_or(&1) as i64;
+        let l = self.lanes as i64;
+        if l > 0 && c >= l && c <= SHORT_ROW {
+            // A short row (a spiking layer's 10 units): every element inline, offsets as
+            // immediates on the row's bases, no inner loop.
+            let whole = c / l;
+            for e in 0..c {
+                let addr = Addr {
+                    in_base: ins.clone(),
+                    out_base: outs.clone(),
+                    elem: None,
+                    extra: e,
+                    pre: true,
+                };
+                if e < whole * l {
+                    if e % l == 0 {
+                        self.vector_body(&addr);
+                    }
+                } else {
+                    self.scalar_body(&addr);
+                }
+            }
+            return;
+        }
         // Big kernels gain little from unrolling (register pressure) and cost compile time.
         let nodes = self.k.nodes.len();
         let unroll = match nodes {
@@ -495,7 +521,6 @@ impl<'a, 'b, 'c> Emitter<'a, 'b, 'c> {
             13..=32 => self.opts.unroll.clamp(1, 2),
             _ => 1,
         } as i64;
-        let l = self.lanes as i64;
         let per_iter = l * unroll;
         let vec_iters = if l > 0 { c / per_iter } else { 0 };
         let done = vec_iters * per_iter;
