@@ -5,14 +5,18 @@
 //!
 //! `C[m×n] = A[m×k] · B[k×n]`: `A` is read through any strides (one broadcast per element),
 //! `B` row by row (unit column stride, any row stride), `C` is row-major. The contraction is
-//! cut into blocks of [`KC`]; within a block, for each 8-column panel of `B` (`KC` × 64 bytes,
-//! in L1), every 6-row block of `A` (12 AVX2 accumulators). Edge tiles use fewer rows and
-//! masked loads and stores for the last columns, so nothing outside the operands is touched.
+//! cut into blocks of [`KC`]; within a block, for each panel of two vectors' width of `B`
+//! (`KC` rows, in L1), every 6-row block of `A` (12 vector accumulators). Edge tiles use fewer
+//! rows and masked loads and stores for the last columns, so nothing outside the operands is
+//! touched. The kernels are written once over a vector type ([`Simd`]) and compiled twice:
+//! AVX2 (4 lanes, 8-column panels) and, where the CPU has it, AVX-512 (8 lanes, 16-column
+//! panels: twice the FMA throughput on cores with two 512-bit FMA units, the same on cores
+//! that split 512-bit operations). `BRAINLIFT_GEMM=avx2` keeps the AVX2 kernels.
 //!
 //! Every output element is `fma(a[i,k-1], b[k-1,j], … fma(a[i,0], b[0,j], 0))`: the reference
 //! summation order with one rounding per term — a later contraction block resumes the chain
-//! from the stored partial — independent of the tile an element falls in (so splitting the
-//! rows over threads changes nothing).
+//! from the stored partial — independent of the tile an element falls in and of the vector
+//! width (so splitting the rows over threads or the CPU's AVX-512 change nothing).
 //!
 //! Zero terms are skipped where a ReLU network makes them common (a trained tutorial RNN has
 //! about 60% of its hidden state at exactly 0, whole units off for a whole batch): for a
@@ -37,7 +41,44 @@ pub(crate) fn available() -> bool {
     super::simd::has_avx2_fma()
 }
 
-/// `C = A · B` (see the module doc).
+/// The vector width of the GEMM kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// 4 lanes (AVX2 + FMA).
+    Avx2,
+    /// 8 lanes (AVX-512F).
+    Avx512,
+}
+
+impl Width {
+    /// The widest this CPU runs, unless `BRAINLIFT_GEMM=avx2` asks for AVX2 (checked once).
+    pub(crate) fn best() -> Width {
+        static BEST: std::sync::OnceLock<Width> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let forced = std::env::var("BRAINLIFT_GEMM").is_ok_and(|v| v == "avx2");
+            if !forced && Width::Avx512.available() {
+                Width::Avx512
+            } else {
+                Width::Avx2
+            }
+        })
+    }
+
+    /// Whether this CPU runs kernels of this width.
+    pub(crate) fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            available() && (self == Width::Avx2 || std::is_x86_feature_detected!("avx512f"))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = self;
+            false
+        }
+    }
+}
+
+/// `C = A · B` (see the module doc), with the kernels of [`Width::best`].
 ///
 /// # Safety
 /// [`available`] must be true; `a` must address `m×k` elements through `(a_rs, a_cs)`, `b`
@@ -54,8 +95,29 @@ pub(crate) unsafe fn gemm_nn(
     b_rs: isize,
     c: *mut f64,
 ) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_with(Width::best(), m, n, k, a, a_rs, a_cs, b, b_rs, c) }
+}
+
+/// [`gemm_nn`] with the kernels of `width`.
+///
+/// # Safety
+/// As [`gemm_nn`], and `width.available()`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_with(
+    width: Width,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f64,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f64,
+    b_rs: isize,
+    c: *mut f64,
+) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: forwarded from the caller (features checked by `available`).
+    // SAFETY: forwarded from the caller (features checked by `Width::available`).
     unsafe {
         let big = n >= SKIP_MIN_N && m * n * k >= SKIP_MIN_MNK;
         let g = Geom {
@@ -66,28 +128,81 @@ pub(crate) unsafe fn gemm_nn(
             ldc: n as isize,
             resume: false,
         };
-        if big && a_cs == 1 {
-            ACTIVE_K.with_borrow_mut(|l| contraction_blocks(&g, m, n, a, b, c, Some(l), false));
-        } else {
-            contraction_blocks(&g, m, n, a, b, c, None, big && a_rs == 1);
+        // The per-thread scratch is taken out for the call (no borrow across the kernels).
+        let mut lists =
+            (big && a_cs == 1).then(|| ACTIVE_K.take().unwrap_or_else(|| Box::new(ActiveK::EMPTY)));
+        let mut compact = (big && a_rs == 1).then(|| COMPACT.take());
+        let (l, s) = (lists.as_deref_mut(), compact.as_mut());
+        match width {
+            Width::Avx2 => blocks_avx2(&g, m, n, a, b, c, l, s),
+            Width::Avx512 => blocks_avx512(&g, m, n, a, b, c, l, s),
+        }
+        if let Some(l) = lists {
+            ACTIVE_K.set(Some(l));
+        }
+        if let Some(s) = compact {
+            COMPACT.set(s);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, n, k, a, a_rs, a_cs, b, b_rs, c);
+        let _ = (width, m, n, k, a, a_rs, a_cs, b, b_rs, c);
         unreachable!("gemm::available() is false off x86-64");
     }
 }
 
-/// The contraction blocks of `C = A · B` (`g.k` the whole contraction): each with the
-/// zero-term lists `lists` when given (and worth it), compacted with `compact` (when worth it),
-/// else dense.
+/// The AVX2 instance of [`contraction_blocks`].
 ///
 /// # Safety
-/// As [`gemm_nn`].
+/// As [`contraction_blocks`], on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn contraction_blocks(
+unsafe fn blocks_avx2(
+    g: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    lists: Option<&mut ActiveK>,
+    compact: Option<&mut Compact>,
+) {
+    // SAFETY: forwarded.
+    unsafe { contraction_blocks::<__m256d>(g, m, n, a, b, c, lists, compact) }
+}
+
+/// The AVX-512 instance of [`contraction_blocks`].
+///
+/// # Safety
+/// As [`contraction_blocks`], on a CPU with AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks_avx512(
+    g: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
+    lists: Option<&mut ActiveK>,
+    compact: Option<&mut Compact>,
+) {
+    // SAFETY: forwarded.
+    unsafe { contraction_blocks::<__m512d>(g, m, n, a, b, c, lists, compact) }
+}
+
+/// The contraction blocks of `C = A · B` (`whole.k` the whole contraction): each with the
+/// zero-term lists `lists` when given (and worth it), compacted with `compact` (when given and
+/// worth it), else dense.
+///
+/// # Safety
+/// As [`gemm_nn`]; inlined into a function with `V`'s target features.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn contraction_blocks<V: Simd>(
     whole: &Geom,
     m: usize,
     n: usize,
@@ -95,7 +210,7 @@ unsafe fn contraction_blocks(
     b: *const f64,
     c: *mut f64,
     mut lists: Option<&mut ActiveK>,
-    compact: bool,
+    mut compact: Option<&mut Compact>,
 ) {
     // SAFETY: forwarded from `gemm_nn`; every block lies within the operands.
     unsafe {
@@ -111,7 +226,9 @@ unsafe fn contraction_blocks(
                 b.offset(k0 as isize * g.b_rs),
             );
             k0 += g.k;
-            if compact && compact_block(&g, m, n, a, b, c) {
+            if let Some(s) = compact.as_deref_mut()
+                && compact_block::<V>(s, &g, m, n, a, b, c)
+            {
                 continue;
             }
             let built = match lists.as_deref_mut() {
@@ -119,8 +236,8 @@ unsafe fn contraction_blocks(
                 None => false,
             };
             match lists.as_deref() {
-                Some(l) if built => panels::<true>(&g, m, n, a, b, c, Some(l)),
-                _ => panels::<false>(&g, m, n, a, b, c, None),
+                Some(l) if built => panels::<V, true>(&g, m, n, a, b, c, Some(l)),
+                _ => panels::<V, false>(&g, m, n, a, b, c, None),
             }
         }
     }
@@ -129,8 +246,117 @@ unsafe fn contraction_blocks(
 #[cfg(target_arch = "x86_64")]
 thread_local! {
     /// [`ActiveK`] lists, one set per thread (12 KiB, allocated once).
-    static ACTIVE_K: std::cell::RefCell<Box<ActiveK>> =
-        std::cell::RefCell::new(Box::new(ActiveK::EMPTY));
+    static ACTIVE_K: std::cell::Cell<Option<Box<ActiveK>>> = const { std::cell::Cell::new(None) };
+    /// [`compact_block`]'s scratch, one per thread.
+    static COMPACT: std::cell::Cell<Compact> = std::cell::Cell::default();
+}
+
+/// One SIMD vector of f64 and the operations the tiles use (AVX2: 4 lanes, AVX-512: 8).
+/// Every method is inlined into the kernels of a function compiled for the vector's features.
+#[cfg(target_arch = "x86_64")]
+trait Simd: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// Which lanes a masked load or store touches.
+    type Mask: Copy;
+    /// The first `live` lanes (`live <= LANES`).
+    unsafe fn mask(live: usize) -> Self::Mask;
+    unsafe fn zero() -> Self;
+    unsafe fn load(p: *const f64) -> Self;
+    unsafe fn load_masked(p: *const f64, m: Self::Mask) -> Self;
+    unsafe fn store(p: *mut f64, v: Self);
+    unsafe fn store_masked(p: *mut f64, m: Self::Mask, v: Self);
+    /// Every lane `*p`.
+    unsafe fn splat(p: *const f64) -> Self;
+    /// Lane `q` is `f(q)` (built in registers: no store-forwarding stall).
+    unsafe fn from_fn(f: impl Fn(usize) -> f64) -> Self;
+    /// `a * b + c`, one rounding.
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Simd for __m256d {
+    const LANES: usize = 4;
+    type Mask = __m256i;
+    #[inline(always)]
+    unsafe fn mask(live: usize) -> __m256i {
+        let on = |q: usize| if live > q { -1 } else { 0 };
+        unsafe { _mm256_setr_epi64x(on(0), on(1), on(2), on(3)) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { _mm256_setzero_pd() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        unsafe { _mm256_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f64, m: __m256i) -> Self {
+        unsafe { _mm256_maskload_pd(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f64, v: Self) {
+        unsafe { _mm256_storeu_pd(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f64, m: __m256i, v: Self) {
+        unsafe { _mm256_maskstore_pd(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f64) -> Self {
+        unsafe { _mm256_broadcast_sd(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn from_fn(f: impl Fn(usize) -> f64) -> Self {
+        unsafe { _mm256_setr_pd(f(0), f(1), f(2), f(3)) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fmadd_pd(a, b, c) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Simd for __m512d {
+    const LANES: usize = 8;
+    type Mask = __mmask8;
+    #[inline(always)]
+    unsafe fn mask(live: usize) -> __mmask8 {
+        ((1u16 << live) - 1) as u8
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { _mm512_setzero_pd() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        unsafe { _mm512_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f64, m: __mmask8) -> Self {
+        unsafe { _mm512_maskz_loadu_pd(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f64, v: Self) {
+        unsafe { _mm512_storeu_pd(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f64, m: __mmask8, v: Self) {
+        unsafe { _mm512_mask_storeu_pd(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f64) -> Self {
+        unsafe { _mm512_set1_pd(*p) }
+    }
+    #[inline(always)]
+    unsafe fn from_fn(f: impl Fn(usize) -> f64) -> Self {
+        unsafe { _mm512_setr_pd(f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7)) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm512_fmadd_pd(a, b, c) }
+    }
 }
 
 /// Rows per full tile.
@@ -172,6 +398,7 @@ impl ActiveK {
     };
 
     /// Block `r`'s active indices.
+    #[inline(always)]
     fn list(&self, r: usize) -> &[u8] {
         &self.idx[r * KC..r * KC + self.len[r] as usize]
     }
@@ -256,8 +483,73 @@ struct Compact {
 }
 
 #[cfg(target_arch = "x86_64")]
-thread_local! {
-    static COMPACT: std::cell::RefCell<Compact> = std::cell::RefCell::default();
+impl Compact {
+    /// Finds the block's live output rows (`i` with a nonzero `A[i, k]`) and columns (`j` with
+    /// a nonzero `B[k, j]`); false when the block has a non-finite entry or too little to drop.
+    ///
+    /// # Safety
+    /// As [`compact_block`].
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn scan(&mut self, g: &Geom, m: usize, n: usize, a: *const f64, b: *const f64) -> bool {
+        const EXP: u64 = 0x7ff0_0000_0000_0000;
+        // SAFETY: the block's `A` columns are `m` contiguous elements `a_cs` apart, its `B`
+        // rows `n` contiguous elements `b_rs` apart.
+        unsafe {
+            self.row_bits.clear();
+            self.row_bits.resize(m, 0);
+            self.col_bits.clear();
+            self.col_bits.resize(n, 0);
+            let mut non_finite = 0u64;
+            for kk in 0..g.k {
+                let col = std::slice::from_raw_parts(a.offset(kk as isize * g.a_cs), m);
+                for (x, v) in self.row_bits.iter_mut().zip(col) {
+                    let bits = v.to_bits();
+                    *x |= bits << 1;
+                    non_finite |= ((!bits & EXP) == 0) as u64;
+                }
+                let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
+                for (x, v) in self.col_bits.iter_mut().zip(row) {
+                    let bits = v.to_bits();
+                    *x |= bits << 1;
+                    non_finite |= ((!bits & EXP) == 0) as u64;
+                }
+            }
+            if non_finite != 0 {
+                return false;
+            }
+            self.rows.clear();
+            let row_bits = &self.row_bits;
+            self.rows
+                .extend((0..m as u32).filter(|&i| row_bits[i as usize] != 0));
+            self.cols.clear();
+            let col_bits = &self.col_bits;
+            self.cols
+                .extend((0..n as u32).filter(|&j| col_bits[j as usize] != 0));
+            (self.rows.len() * self.cols.len()) as f64 <= COMPACT_MAX_LIVE * (m * n) as f64
+        }
+    }
+
+    /// Packs the live columns of the block's `B`, padded with zeros to whole panels of
+    /// `panel` columns; returns the packed row length.
+    ///
+    /// # Safety
+    /// As [`compact_block`], after [`Compact::scan`] of the same block.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pack(&mut self, g: &Geom, b: *const f64, panel: usize) -> usize {
+        let width = self.cols.len().next_multiple_of(panel);
+        self.packed.clear();
+        self.packed.resize(g.k * width, 0.0);
+        for kk in 0..g.k {
+            // SAFETY: the live columns index the block's `B` rows.
+            let row = unsafe { b.offset(kk as isize * g.b_rs) };
+            let dst = &mut self.packed[kk * width..kk * width + self.cols.len()];
+            for (d, &j) in dst.iter_mut().zip(&self.cols) {
+                // SAFETY: as above.
+                *d = unsafe { *row.add(j as usize) };
+            }
+        }
+        width
+    }
 }
 
 /// One contraction block for a column-major `A` (the transposed lhs of a weight gradient
@@ -268,10 +560,12 @@ thread_local! {
 /// when the block has a non-finite entry or too little to drop.
 ///
 /// # Safety
-/// As [`gemm_nn`] for this block, with `g.a_rs == 1`.
+/// As [`gemm_nn`] for this block, with `g.a_rs == 1`; inlined into a function with `V`'s
+/// target features.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn compact_block(
+#[inline(always)]
+unsafe fn compact_block<V: Simd>(
+    s: &mut Compact,
     g: &Geom,
     m: usize,
     n: usize,
@@ -279,97 +573,55 @@ unsafe fn compact_block(
     b: *const f64,
     c: *mut f64,
 ) -> bool {
-    const EXP: u64 = 0x7ff0_0000_0000_0000;
-    COMPACT.with_borrow_mut(|s| {
-        // SAFETY: the block's `A` columns are `m` contiguous elements `a_cs` apart, its `B`
-        // rows `n` contiguous elements `b_rs` apart, and `C` holds m×n elements.
-        unsafe {
-            let kc = g.k;
-            s.row_bits.clear();
-            s.row_bits.resize(m, 0);
-            s.col_bits.clear();
-            s.col_bits.resize(n, 0);
-            let mut non_finite = 0u64;
-            for kk in 0..kc {
-                let col = std::slice::from_raw_parts(a.offset(kk as isize * g.a_cs), m);
-                for (x, v) in s.row_bits.iter_mut().zip(col) {
-                    let bits = v.to_bits();
-                    *x |= bits << 1;
-                    non_finite |= ((!bits & EXP) == 0) as u64;
-                }
-                let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
-                for (x, v) in s.col_bits.iter_mut().zip(row) {
-                    let bits = v.to_bits();
-                    *x |= bits << 1;
-                    non_finite |= ((!bits & EXP) == 0) as u64;
-                }
-            }
-            if non_finite != 0 {
-                return false;
-            }
-            s.rows.clear();
-            s.rows
-                .extend((0..m as u32).filter(|&i| s.row_bits[i as usize] != 0));
-            s.cols.clear();
-            s.cols
-                .extend((0..n as u32).filter(|&j| s.col_bits[j as usize] != 0));
-            let (lr, lc) = (s.rows.len(), s.cols.len());
-            if (lr * lc) as f64 > COMPACT_MAX_LIVE * (m * n) as f64 {
-                return false;
-            }
-            if !g.resume {
-                std::ptr::write_bytes(c, 0, m * n);
-            }
-            if lr == 0 || lc == 0 {
-                return true;
-            }
-            // Live columns of `B`, padded with zeros to whole 8-column panels.
-            let width = lc.next_multiple_of(8);
-            s.packed.clear();
-            s.packed.resize(kc * width, 0.0);
-            for kk in 0..kc {
-                let row = b.offset(kk as isize * g.b_rs);
-                let dst = &mut s.packed[kk * width..kk * width + lc];
-                for (d, &j) in dst.iter_mut().zip(&s.cols) {
-                    *d = *row.add(j as usize);
-                }
-            }
-            for (p, cols) in s.cols.chunks(8).enumerate() {
-                let bp = s.packed.as_ptr().add(p * 8);
-                for rows in s.rows.chunks(MR) {
-                    let t = Gathered {
-                        kc,
-                        a,
-                        a_cs: g.a_cs,
-                        bp,
-                        width,
-                        c,
-                        ldc: n,
-                        rows,
-                        cols,
-                    };
-                    match (rows.len(), cols.len() > 4) {
-                        (1, false) => t.run::<1, 1>(),
-                        (2, false) => t.run::<2, 1>(),
-                        (3, false) => t.run::<3, 1>(),
-                        (4, false) => t.run::<4, 1>(),
-                        (5, false) => t.run::<5, 1>(),
-                        (_, false) => t.run::<MR, 1>(),
-                        (1, true) => t.run::<1, 2>(),
-                        (2, true) => t.run::<2, 2>(),
-                        (3, true) => t.run::<3, 2>(),
-                        (4, true) => t.run::<4, 2>(),
-                        (5, true) => t.run::<5, 2>(),
-                        (_, true) => t.run::<MR, 2>(),
-                    }
-                }
-            }
-            true
+    // SAFETY: forwarded; rows and columns index the operands, `C` holds m×n elements.
+    unsafe {
+        if !s.scan(g, m, n, a, b) {
+            return false;
         }
-    })
+        if !g.resume {
+            std::ptr::write_bytes(c, 0, m * n);
+        }
+        if s.rows.is_empty() || s.cols.is_empty() {
+            return true;
+        }
+        let panel = 2 * V::LANES;
+        let width = s.pack(g, b, panel);
+        for (p, cols) in s.cols.chunks(panel).enumerate() {
+            let bp = s.packed.as_ptr().add(p * panel);
+            for rows in s.rows.chunks(MR) {
+                let t = Gathered {
+                    kc: g.k,
+                    a,
+                    a_cs: g.a_cs,
+                    bp,
+                    width,
+                    c,
+                    ldc: n,
+                    rows,
+                    cols,
+                };
+                match (rows.len(), cols.len() > V::LANES) {
+                    (1, false) => t.run::<V, 1, 1>(),
+                    (2, false) => t.run::<V, 2, 1>(),
+                    (3, false) => t.run::<V, 3, 1>(),
+                    (4, false) => t.run::<V, 4, 1>(),
+                    (5, false) => t.run::<V, 5, 1>(),
+                    (_, false) => t.run::<V, MR, 1>(),
+                    (1, true) => t.run::<V, 1, 2>(),
+                    (2, true) => t.run::<V, 2, 2>(),
+                    (3, true) => t.run::<V, 3, 2>(),
+                    (4, true) => t.run::<V, 4, 2>(),
+                    (5, true) => t.run::<V, 5, 2>(),
+                    (_, true) => t.run::<V, MR, 2>(),
+                }
+            }
+        }
+        true
+    }
 }
 
-/// A tile of [`compact_block`]: up to [`MR`] live rows × up to 8 live columns (one packed panel).
+/// A tile of [`compact_block`]: up to [`MR`] live rows × up to two vectors of live columns
+/// (one packed panel).
 #[cfg(target_arch = "x86_64")]
 struct Gathered<'a> {
     kc: usize,
@@ -387,42 +639,44 @@ struct Gathered<'a> {
 #[cfg(target_arch = "x86_64")]
 impl Gathered<'_> {
     /// Resumes each element's chain from `C`, adds the block's terms, stores the live columns;
-    /// `V` vectors of 4 columns (1 when the panel has at most 4).
+    /// `NV` vectors of columns (1 when the panel has at most `V::LANES`).
     ///
     /// # Safety
-    /// As [`compact_block`]; `rows.len() == R`, `cols.len() <= 4 * V`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run<const R: usize, const V: usize>(&self) {
-        // SAFETY: rows and columns index the output; the packed panel holds kc × 8 values.
+    /// As [`compact_block`]; `rows.len() == R`, `cols.len() <= NV * V::LANES`.
+    #[inline(always)]
+    unsafe fn run<V: Simd, const R: usize, const NV: usize>(&self) {
+        // SAFETY: rows and columns index the output; the packed panel holds kc × panel values.
         unsafe {
             let c_rows: [*mut f64; R] =
                 std::array::from_fn(|r| self.c.add(self.rows[r] as usize * self.ldc));
             let a_rows: [*const f64; R] =
                 std::array::from_fn(|r| self.a.add(self.rows[r] as usize));
             let col = |q: usize| self.cols.get(q).map(|&j| j as usize);
-            let mut acc = [[_mm256_setzero_pd(); V]; R];
+            let mut acc = [[V::zero(); NV]; R];
             for (r, row) in acc.iter_mut().enumerate() {
                 let get = |q: usize| col(q).map_or(0.0, |j| *c_rows[r].add(j));
                 for (v, x) in row.iter_mut().enumerate() {
-                    let q = 4 * v;
-                    *x = _mm256_setr_pd(get(q), get(q + 1), get(q + 2), get(q + 3));
+                    *x = V::from_fn(|q| get(v * V::LANES + q));
                 }
             }
             for kk in 0..self.kc {
                 let bp = self.bp.add(kk * self.width);
-                let bv: [__m256d; V] = std::array::from_fn(|v| _mm256_loadu_pd(bp.add(4 * v)));
+                let mut bv = [V::zero(); NV];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = V::load(bp.add(v * V::LANES));
+                }
                 let off = kk as isize * self.a_cs;
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_sd(&*a_rows[r].offset(off));
+                    let av = V::splat(a_rows[r].offset(off));
                     for (x, b) in row.iter_mut().zip(&bv) {
-                        *x = _mm256_fmadd_pd(av, *b, *x);
+                        *x = V::fmadd(av, *b, *x);
                     }
                 }
             }
-            let mut tmp = [0.0f64; 8];
+            let mut tmp = [0.0f64; 16];
             for (r, row) in acc.iter().enumerate() {
                 for (v, x) in row.iter().enumerate() {
-                    _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * v), *x);
+                    V::store(tmp.as_mut_ptr().add(v * V::LANES), *x);
                 }
                 for (t, &j) in tmp.iter().zip(self.cols) {
                     *c_rows[r].add(j as usize) = *t;
@@ -432,11 +686,15 @@ impl Gathered<'_> {
     }
 }
 
-/// One contraction block: for each 8-column panel of `B`, every row block of `A` (with `SKIP`,
-/// only the terms of the block's list in `lists`).
+/// One contraction block: for each panel of `B` (two vectors wide), every row block of `A`
+/// (with `SKIP`, only the terms of the block's list in `lists`).
+///
+/// # Safety
+/// As [`gemm_nn`]; inlined into a function with `V`'s target features.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn panels<const SKIP: bool>(
+unsafe fn panels<V: Simd, const SKIP: bool>(
     g: &Geom,
     m: usize,
     n: usize,
@@ -447,9 +705,10 @@ unsafe fn panels<const SKIP: bool>(
 ) {
     // SAFETY: forwarded from `gemm_nn`.
     unsafe {
+        let panel = 2 * V::LANES;
         let mut j = 0;
         while j < n {
-            let cols = (n - j).min(8);
+            let cols = (n - j).min(panel);
             let mut i = 0;
             while i < m {
                 let ks = match lists {
@@ -460,17 +719,17 @@ unsafe fn panels<const SKIP: bool>(
                     // Nothing to add to the stored partial sums.
                 } else {
                     match m - i {
-                        1 => tile_rows::<1, SKIP>(g, a, b, c, i, j, cols, ks),
-                        2 => tile_rows::<2, SKIP>(g, a, b, c, i, j, cols, ks),
-                        3 => tile_rows::<3, SKIP>(g, a, b, c, i, j, cols, ks),
-                        4 => tile_rows::<4, SKIP>(g, a, b, c, i, j, cols, ks),
-                        5 => tile_rows::<5, SKIP>(g, a, b, c, i, j, cols, ks),
-                        _ => tile_rows::<MR, SKIP>(g, a, b, c, i, j, cols, ks),
+                        1 => tile_rows::<V, 1, SKIP>(g, a, b, c, i, j, cols, ks),
+                        2 => tile_rows::<V, 2, SKIP>(g, a, b, c, i, j, cols, ks),
+                        3 => tile_rows::<V, 3, SKIP>(g, a, b, c, i, j, cols, ks),
+                        4 => tile_rows::<V, 4, SKIP>(g, a, b, c, i, j, cols, ks),
+                        5 => tile_rows::<V, 5, SKIP>(g, a, b, c, i, j, cols, ks),
+                        _ => tile_rows::<V, MR, SKIP>(g, a, b, c, i, j, cols, ks),
                     }
                 }
                 i += MR;
             }
-            j += 8;
+            j += panel;
         }
     }
 }
@@ -488,12 +747,16 @@ struct Geom {
     resume: bool,
 }
 
-/// The tile at rows `i..i+R`, columns `j..j+cols` (`cols <= 8`); with `SKIP` only the terms
-/// `ks` of the contraction block.
+/// The tile at rows `i..i+R`, columns `j..j+cols` (`cols` at most two vectors); with `SKIP`
+/// only the terms `ks` of the contraction block.
+///
+/// # Safety
+/// Rows `i..i+R` and columns `j..j+cols` lie inside the operands; inlined into a function with
+/// `V`'s target features.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<const R: usize, const SKIP: bool>(
+unsafe fn tile_rows<V: Simd, const R: usize, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
@@ -503,56 +766,48 @@ unsafe fn tile_rows<const R: usize, const SKIP: bool>(
     cols: usize,
     ks: &[u8],
 ) {
-    // SAFETY: rows i..i+R and columns j..j+cols lie inside the operands; masked lanes are
-    // neither loaded nor stored.
+    // SAFETY: masked lanes are neither loaded nor stored.
     unsafe {
         let a = a.offset(i as isize * g.a_rs);
         let b = b.add(j);
         let c = c.offset(i as isize * g.ldc).add(j);
-        if cols == 8 {
-            tile::<R, false, SKIP>(g, a, b, c, _mm256_setzero_si256(), ks);
+        if cols == 2 * V::LANES {
+            tile::<V, R, false, SKIP>(g, a, b, c, V::mask(V::LANES), ks);
+        } else if cols > V::LANES {
+            // The first vector's columns all exist; the second is masked.
+            tile::<V, R, true, SKIP>(g, a, b, c, V::mask(cols - V::LANES), ks);
         } else {
-            // Lanes of the second vector (columns 4..8) that exist; columns 0..4 always do
-            // when cols > 4, else the tile is handled as a masked first vector.
-            let lanes = |live: usize| {
-                _mm256_setr_epi64x(
-                    if live > 0 { -1 } else { 0 },
-                    if live > 1 { -1 } else { 0 },
-                    if live > 2 { -1 } else { 0 },
-                    if live > 3 { -1 } else { 0 },
-                )
-            };
-            if cols > 4 {
-                tile::<R, true, SKIP>(g, a, b, c, lanes(cols - 4), ks);
-            } else {
-                tile1::<R, SKIP>(g, a, b, c, lanes(cols), ks);
-            }
+            tile1::<V, R, SKIP>(g, a, b, c, V::mask(cols), ks);
         }
     }
 }
 
-/// A full-height tile of two vectors (8 columns); with `MASKED` the second vector is masked.
+/// A full-height tile of two vectors; with `MASKED` the second vector is masked.
+///
+/// # Safety
+/// As [`tile_rows`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize, const MASKED: bool, const SKIP: bool>(
+#[inline(always)]
+unsafe fn tile<V: Simd, const R: usize, const MASKED: bool, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
     c: *mut f64,
-    mask: __m256i,
+    mask: V::Mask,
     ks: &[u8],
 ) {
     // SAFETY: see `tile_rows`.
     unsafe {
-        let mut acc = [[_mm256_setzero_pd(); 2]; R];
+        let l = V::LANES;
+        let mut acc = [[V::zero(); 2]; R];
         if g.resume {
             for (r, row) in acc.iter_mut().enumerate() {
                 let cp = c.offset(r as isize * g.ldc);
-                row[0] = _mm256_loadu_pd(cp);
+                row[0] = V::load(cp);
                 row[1] = if MASKED {
-                    _mm256_maskload_pd(cp.add(4), mask)
+                    V::load_masked(cp.add(l), mask)
                 } else {
-                    _mm256_loadu_pd(cp.add(4))
+                    V::load(cp.add(l))
                 };
             }
         }
@@ -564,47 +819,50 @@ unsafe fn tile<const R: usize, const MASKED: bool, const SKIP: bool>(
                 t as isize
             };
             let (ap, bp) = (a.offset(kk * g.a_cs), b.offset(kk * g.b_rs));
-            let b0 = _mm256_loadu_pd(bp);
+            let b0 = V::load(bp);
             let b1 = if MASKED {
-                _mm256_maskload_pd(bp.add(4), mask)
+                V::load_masked(bp.add(l), mask)
             } else {
-                _mm256_loadu_pd(bp.add(4))
+                V::load(bp.add(l))
             };
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_sd(&*ap.offset(r as isize * g.a_rs));
-                row[0] = _mm256_fmadd_pd(av, b0, row[0]);
-                row[1] = _mm256_fmadd_pd(av, b1, row[1]);
+                let av = V::splat(ap.offset(r as isize * g.a_rs));
+                row[0] = V::fmadd(av, b0, row[0]);
+                row[1] = V::fmadd(av, b1, row[1]);
             }
         }
         for (r, row) in acc.iter().enumerate() {
             let cp = c.offset(r as isize * g.ldc);
-            _mm256_storeu_pd(cp, row[0]);
+            V::store(cp, row[0]);
             if MASKED {
-                _mm256_maskstore_pd(cp.add(4), mask, row[1]);
+                V::store_masked(cp.add(l), mask, row[1]);
             } else {
-                _mm256_storeu_pd(cp.add(4), row[1]);
+                V::store(cp.add(l), row[1]);
             }
         }
     }
 }
 
-/// A tile of one masked vector (at most 4 columns).
+/// A tile of one masked vector (at most `V::LANES` columns).
+///
+/// # Safety
+/// As [`tile_rows`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile1<const R: usize, const SKIP: bool>(
+#[inline(always)]
+unsafe fn tile1<V: Simd, const R: usize, const SKIP: bool>(
     g: &Geom,
     a: *const f64,
     b: *const f64,
     c: *mut f64,
-    mask: __m256i,
+    mask: V::Mask,
     ks: &[u8],
 ) {
     // SAFETY: see `tile_rows`.
     unsafe {
-        let mut acc = [_mm256_setzero_pd(); R];
+        let mut acc = [V::zero(); R];
         if g.resume {
             for (r, x) in acc.iter_mut().enumerate() {
-                *x = _mm256_maskload_pd(c.offset(r as isize * g.ldc), mask);
+                *x = V::load_masked(c.offset(r as isize * g.ldc), mask);
             }
         }
         let steps = if SKIP { ks.len() } else { g.k };
@@ -615,14 +873,14 @@ unsafe fn tile1<const R: usize, const SKIP: bool>(
                 t as isize
             };
             let (ap, bp) = (a.offset(kk * g.a_cs), b.offset(kk * g.b_rs));
-            let b0 = _mm256_maskload_pd(bp, mask);
+            let b0 = V::load_masked(bp, mask);
             for (r, x) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_sd(&*ap.offset(r as isize * g.a_rs));
-                *x = _mm256_fmadd_pd(av, b0, *x);
+                let av = V::splat(ap.offset(r as isize * g.a_rs));
+                *x = V::fmadd(av, b0, *x);
             }
         }
         for (r, x) in acc.iter().enumerate() {
-            _mm256_maskstore_pd(c.offset(r as isize * g.ldc), mask, *x);
+            V::store_masked(c.offset(r as isize * g.ldc), mask, *x);
         }
     }
 }
@@ -655,31 +913,43 @@ mod tests {
         c
     }
 
-    /// Runs `gemm_nn` on `a` (row-major `m×k`, or column-major with `tl`) and `b` (rows of `n`
-    /// values `b_rs` apart); the result has 8 NaN elements past the output, which must stay.
+    /// Runs the kernels of every width this CPU has on `a` (row-major `m×k`, or column-major
+    /// with `tl`) and `b` (rows of `n` values `b_rs` apart), checks they agree bit for bit and
+    /// returns the result; the 16 NaN elements past each output must stay.
     fn run(m: usize, n: usize, k: usize, a: &[f64], tl: bool, b: &[f64], b_rs: usize) -> Vec<f64> {
-        let mut c = vec![f64::NAN; m * n + 8];
         let (a_rs, a_cs) = if tl { (1, m as isize) } else { (k as isize, 1) };
-        // SAFETY: AVX2+FMA checked by the callers; buffers sized for the shapes.
-        unsafe {
-            gemm_nn(
-                m,
-                n,
-                k,
-                a.as_ptr(),
-                a_rs,
-                a_cs,
-                b.as_ptr(),
-                b_rs as isize,
-                c.as_mut_ptr(),
-            )
-        };
-        assert!(
-            c[m * n..].iter().all(|x| x.is_nan()),
-            "{m}x{n}x{k}: wrote past the end"
-        );
-        c.truncate(m * n);
-        c
+        let mut results: Vec<Vec<f64>> = vec![];
+        for width in [Width::Avx2, Width::Avx512] {
+            if !width.available() {
+                continue;
+            }
+            let mut c = vec![f64::NAN; m * n + 16];
+            // SAFETY: the width runs here; buffers sized for the shapes.
+            unsafe {
+                gemm_with(
+                    width,
+                    m,
+                    n,
+                    k,
+                    a.as_ptr(),
+                    a_rs,
+                    a_cs,
+                    b.as_ptr(),
+                    b_rs as isize,
+                    c.as_mut_ptr(),
+                )
+            };
+            assert!(
+                c[m * n..].iter().all(|x| x.is_nan()),
+                "{m}x{n}x{k} {width:?}: wrote past the end"
+            );
+            c.truncate(m * n);
+            if let Some(first) = results.first() {
+                assert_same(&c, first, &format!("{m}x{n}x{k} {width:?} vs AVX2"));
+            }
+            results.push(c);
+        }
+        results.swap_remove(0)
     }
 
     /// The same bits (zeros included), NaN where NaN.
@@ -728,6 +998,7 @@ mod tests {
             (100, 100, 3200),
             (37, 20, 300),
             (64, 100, 130),
+            (50, 27, 260),
         ] {
             for tl in [false, true] {
                 let a = relu_like(m, k, tl);
@@ -785,6 +1056,10 @@ mod tests {
             (3, 20, 512),
             (100, 100, 3200),
             (9, 5, 300),
+            (7, 13, 5),
+            (6, 16, 40),
+            (11, 17, 9),
+            (5, 31, 130),
         ] {
             for tl in [false, true] {
                 let a: Vec<f64> = (0..m * k)
