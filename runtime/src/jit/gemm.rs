@@ -25,8 +25,13 @@
 //! `A` (a weight gradient `Hᵀ·D`) each contraction block computes only the output rows and
 //! columns that gain a nonzero term ([`compact_block`]). Either is used only when it drops
 //! enough work, and never past a non-finite operand entry (`0 · inf` must stay NaN). The
-//! results are bit-identical to the dense kernel's: a skipped term is a signed zero, and
-//! adding one to a chain that starts at +0 never changes it (the chain is never -0).
+//! results are bit-identical to the dense kernel's. A skipped term `±0 · b` adds a signed zero,
+//! which changes a chain only when the chain is -0 (to +0); and a chain from +0 turns -0 only
+//! when a product underflows. Step by step the skipping chain then equals the dense one, or is
+//! -0 where the dense one is +0 (an fma of a nonzero product ignores the zero's sign, so the
+//! two meet again) — so the results differ at most where the skipping product ends at -0.
+//! A product that ends with a -0 anywhere is therefore computed again, dense (rare: it takes a
+//! product below 2^-1074 in magnitude).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -193,9 +198,8 @@ unsafe fn blocks_avx512(
     unsafe { contraction_blocks::<__m512d>(g, m, n, a, b, c, lists, compact) }
 }
 
-/// The contraction blocks of `C = A · B` (`whole.k` the whole contraction): each with the
-/// zero-term lists `lists` when given (and worth it), compacted with `compact` (when given and
-/// worth it), else dense.
+/// `C = A · B` by contraction blocks (see [`blocks_once`]); when a block skipped zero terms and
+/// `C` ends with a -0, once more, dense (see the module doc).
 ///
 /// # Safety
 /// As [`gemm_nn`]; inlined into a function with `V`'s target features.
@@ -209,11 +213,51 @@ unsafe fn contraction_blocks<V: Simd>(
     a: *const f64,
     b: *const f64,
     c: *mut f64,
+    lists: Option<&mut ActiveK>,
+    compact: Option<&mut Compact>,
+) {
+    // SAFETY: forwarded; `C` holds m×n elements.
+    unsafe {
+        if blocks_once::<V>(whole, m, n, a, b, c, lists, compact)
+            && has_negative_zero(std::slice::from_raw_parts(c, m * n))
+        {
+            blocks_once::<V>(whole, m, n, a, b, c, None, None);
+        }
+    }
+}
+
+/// Whether `c` holds a -0.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn has_negative_zero(c: &[f64]) -> bool {
+    const NEG_ZERO: u64 = 1 << 63;
+    c.iter()
+        .fold(0u64, |acc, x| acc | (x.to_bits() == NEG_ZERO) as u64)
+        != 0
+}
+
+/// The contraction blocks of `C = A · B` (`whole.k` the whole contraction): each with the
+/// zero-term lists `lists` when given (and worth it), compacted with `compact` (when given and
+/// worth it), else dense. Returns whether some block skipped zero terms.
+///
+/// # Safety
+/// As [`gemm_nn`]; inlined into a function with `V`'s target features.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks_once<V: Simd>(
+    whole: &Geom,
+    m: usize,
+    n: usize,
+    a: *const f64,
+    b: *const f64,
+    c: *mut f64,
     mut lists: Option<&mut ActiveK>,
     mut compact: Option<&mut Compact>,
-) {
+) -> bool {
     // SAFETY: forwarded from `gemm_nn`; every block lies within the operands.
     unsafe {
+        let mut skipped = false;
         let mut k0 = 0;
         while k0 < whole.k {
             let g = Geom {
@@ -229,17 +273,20 @@ unsafe fn contraction_blocks<V: Simd>(
             if let Some(s) = compact.as_deref_mut()
                 && compact_block::<V>(s, &g, m, n, a, b, c)
             {
+                skipped = true;
                 continue;
             }
             let built = match lists.as_deref_mut() {
                 Some(l) => l.build(&g, m, n, a, b),
                 None => false,
             };
+            skipped |= built;
             match lists.as_deref() {
                 Some(l) if built => panels::<V, true>(&g, m, n, a, b, c, Some(l)),
                 _ => panels::<V, false>(&g, m, n, a, b, c, None),
             }
         }
+        skipped
     }
 }
 
@@ -1036,6 +1083,28 @@ mod tests {
                 let mut a_inf = a.clone();
                 a_inf[if tl { (k / 2) * m + 5 } else { 5 * k + k / 2 }] = f64::NEG_INFINITY;
                 check(&a_inf, &b, "inf in the lhs");
+                // A product that underflows to -0 in a row block that is zero otherwise (so the
+                // later terms of its rows are skipped or, with `tl`, its rows are dead in later
+                // contraction blocks): the dense chain's next +0 terms turn it back into +0 (so
+                // 1/c is +inf, not -inf).
+                let (mut a_tiny, mut b_tiny) = (a.clone(), b.clone());
+                let at = |i: usize, kk: usize| if tl { kk * m + i } else { i * k + kk };
+                for i in 0..MR {
+                    for kk in 0..k {
+                        a_tiny[at(i, kk)] = 0.0;
+                    }
+                }
+                // The last term of the first contraction block, so the next (dense) term is in
+                // the next block.
+                let kt = if k > KC { KC - 1 } else { 0 };
+                a_tiny[at(5, kt)] = -1e-200;
+                for j in 0..n {
+                    b_tiny[kt * n + j] = 1e-200;
+                    b_tiny[(kt + 1) * n + j] = 1.0;
+                }
+                let want = reference(m, n, k, &a_tiny, tl, &b_tiny, n);
+                assert!(want[5 * n..6 * n].iter().all(|x| x.to_bits() == 0));
+                check(&a_tiny, &b_tiny, "underflowing product");
             }
         }
     }
