@@ -11,7 +11,8 @@
 //! touched. The kernels are written once over a vector type ([`Simd`]) and compiled twice:
 //! AVX2 (4 lanes, 8-column panels) and, where the CPU has it, AVX-512 (8 lanes, 16-column
 //! panels: twice the FMA throughput on cores with two 512-bit FMA units, the same on cores
-//! that split 512-bit operations). `BRAINLIFT_GEMM=avx2` keeps the AVX2 kernels.
+//! that split 512-bit operations). `BRAINLIFT_GEMM=avx2` keeps the AVX2 kernels (the results
+//! are the same bits).
 //!
 //! Every output element is `fma(a[i,k-1], b[k-1,j], … fma(a[i,0], b[0,j], 0))`: the reference
 //! summation order with one rounding per term — a later contraction block resumes the chain
@@ -56,15 +57,31 @@ pub(crate) enum Width {
 }
 
 impl Width {
-    /// The widest this CPU runs, unless `BRAINLIFT_GEMM=avx2` asks for AVX2 (checked once).
+    /// The widest this CPU runs, or what `BRAINLIFT_GEMM` asks for (`avx2`, `avx512`, `auto`;
+    /// checked once, a warning on stderr for a value it cannot follow).
     pub(crate) fn best() -> Width {
         static BEST: std::sync::OnceLock<Width> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            let forced = std::env::var("BRAINLIFT_GEMM").is_ok_and(|v| v == "avx2");
-            if !forced && Width::Avx512.available() {
+            let widest = if Width::Avx512.available() {
                 Width::Avx512
             } else {
                 Width::Avx2
+            };
+            let asked = std::env::var("BRAINLIFT_GEMM").unwrap_or_default();
+            match asked.to_ascii_lowercase().as_str() {
+                "" | "auto" => widest,
+                "avx2" => Width::Avx2,
+                "avx512" if widest == Width::Avx512 => Width::Avx512,
+                "avx512" => {
+                    eprintln!("brainlift: BRAINLIFT_GEMM=avx512 but this CPU has no AVX-512F; using AVX2");
+                    Width::Avx2
+                }
+                other => {
+                    eprintln!(
+                        "brainlift: BRAINLIFT_GEMM='{other}' is not avx2, avx512 or auto; using {widest:?}"
+                    );
+                    widest
+                }
             }
         })
     }
