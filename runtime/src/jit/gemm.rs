@@ -446,8 +446,6 @@ struct ActiveK {
     /// Block `r`'s indices at `idx[r * KC..][..len[r]]`, increasing.
     idx: [u8; MAX_BLOCKS * KC],
     len: [u8; MAX_BLOCKS],
-    /// Per `k`, the OR of the sign-stripped bits of the block's `A` entries (0 iff all zero).
-    bits: [u64; KC],
     /// Per `k`, whether the `B` row is finite.
     finite: [bool; KC],
 }
@@ -457,7 +455,6 @@ impl ActiveK {
     const EMPTY: ActiveK = ActiveK {
         idx: [0; MAX_BLOCKS * KC],
         len: [0; MAX_BLOCKS],
-        bits: [0; KC],
         finite: [true; KC],
     };
 
@@ -481,21 +478,36 @@ impl ActiveK {
         let mut zero_terms = 0usize;
         // SAFETY: rows 0..m and columns 0..kc of `A` exist.
         unsafe {
+            let magnitude = _mm256_set1_epi64x(i64::MAX);
             for blk in 0..blocks {
                 let rows = MR.min(m - blk * MR);
-                let bits = &mut self.bits[..kc];
-                bits.fill(0);
-                for r in 0..rows {
-                    let row = a.offset((blk * MR + r) as isize * g.a_rs);
-                    let row = std::slice::from_raw_parts(row, kc);
-                    for (x, v) in bits.iter_mut().zip(row) {
-                        *x |= v.to_bits() << 1;
-                    }
-                }
+                let base = a.offset((blk * MR) as isize * g.a_rs);
+                let row = |r: usize| base.offset(r as isize * g.a_rs);
+                let idx = &mut self.idx[blk * KC..(blk + 1) * KC];
                 let mut len = 0;
-                for (kk, &x) in bits.iter().enumerate() {
-                    self.idx[blk * KC + len] = kk as u8;
-                    len += (x != 0) as usize;
+                let mut kk = 0;
+                // Four `k` at a time: the OR of the rows' entries without the sign, against 0.
+                while kk + 4 <= kc {
+                    let mut v = _mm256_setzero_si256();
+                    for r in 0..rows {
+                        let x = _mm256_loadu_si256(row(r).add(kk) as *const __m256i);
+                        v = _mm256_or_si256(v, x);
+                    }
+                    let v = _mm256_and_si256(v, magnitude);
+                    let zero = _mm256_cmpeq_epi64(v, _mm256_setzero_si256());
+                    let mut live = !_mm256_movemask_pd(_mm256_castsi256_pd(zero)) as u32 & 0xf;
+                    while live != 0 {
+                        idx[len] = (kk + live.trailing_zeros() as usize) as u8;
+                        len += 1;
+                        live &= live - 1;
+                    }
+                    kk += 4;
+                }
+                for kk in kk..kc {
+                    if (0..rows).any(|r| *row(r).add(kk) != 0.0) {
+                        idx[len] = kk as u8;
+                        len += 1;
+                    }
                 }
                 zero_terms += kc - len;
                 self.len[blk] = len as u8;
@@ -504,13 +516,11 @@ impl ActiveK {
                 return false;
             }
             // Keep the terms with a non-finite `B` row: add them back in order.
-            let mut all_finite = true;
-            for kk in 0..kc {
-                let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
-                self.finite[kk] = super::ops::all_finite(row);
-                all_finite &= self.finite[kk];
-            }
-            if !all_finite {
+            if !rows_finite(b, g.b_rs, n, kc) {
+                for kk in 0..kc {
+                    let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
+                    self.finite[kk] = super::ops::all_finite(row);
+                }
                 for blk in 0..blocks {
                     let rows = MR.min(m - blk * MR);
                     let mut len = 0;
@@ -529,6 +539,42 @@ impl ActiveK {
             }
         }
         true
+    }
+}
+
+/// Whether `kc` rows of `n` values `b_rs` apart are all finite: `fma(x, 0, acc)` keeps `acc` at
+/// zero for finite `x` and turns it NaN for good at the first infinite or NaN one.
+///
+/// # Safety
+/// The rows must exist.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_finite(b: *const f64, b_rs: isize, n: usize, kc: usize) -> bool {
+    // SAFETY: every load lies within a row.
+    unsafe {
+        let zero = _mm256_setzero_pd();
+        let mut acc = [zero; 4];
+        let mut tail = 0.0;
+        for kk in 0..kc {
+            let row = b.offset(kk as isize * b_rs);
+            let mut j = 0;
+            while j + 16 <= n {
+                for (q, x) in acc.iter_mut().enumerate() {
+                    *x = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(j + 4 * q)), zero, *x);
+                }
+                j += 16;
+            }
+            while j + 4 <= n {
+                acc[0] = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(j)), zero, acc[0]);
+                j += 4;
+            }
+            for j in j..n {
+                tail += *row.add(j) * 0.0;
+            }
+        }
+        let all = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
+        let nan = _mm256_cmp_pd::<_CMP_UNORD_Q>(all, all);
+        _mm256_movemask_pd(nan) == 0 && !tail.is_nan()
     }
 }
 
@@ -1090,12 +1136,14 @@ mod tests {
                 };
                 assert!(!check(&a, &b, "finite"));
                 // A non-finite rhs value times a skipped zero is NaN, as in the dense product.
-                let mut b_inf = b.clone();
-                b_inf[(k / 2) * n + 3] = f64::INFINITY;
-                assert!(
-                    check(&a, &b_inf, "inf in the rhs"),
-                    "the case must produce NaN"
-                );
+                for col in [3, n - 1] {
+                    let mut b_inf = b.clone();
+                    b_inf[(k / 2) * n + col] = f64::INFINITY;
+                    assert!(
+                        check(&a, &b_inf, "inf in the rhs"),
+                        "the case must produce NaN"
+                    );
+                }
                 // And a non-finite lhs value times a zero rhs column.
                 let mut a_inf = a.clone();
                 a_inf[if tl { (k / 2) * m + 5 } else { 5 * k + k / 2 }] = f64::NEG_INFINITY;
