@@ -592,13 +592,13 @@ unsafe fn gemm_blocks(
 // ---------------------------------------------------------------------------------------------
 // Matmul with a bool lhs
 
-/// True when every element of `v` is finite (one vectorisable pass, no early exit).
+/// True when every element of `v` is finite (one vectorisable pass, no early exit): `x · 0`
+/// is ±0 for a finite `x` and NaN (every exponent bit set) for an infinite or NaN one, so the
+/// OR of those bits has exponent bits iff some element is not finite.
 #[inline]
 pub(crate) fn all_finite(v: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;
-    v.iter()
-        .fold(0u64, |acc, x| acc | ((!x.to_bits() & EXP) == 0) as u64)
-        == 0
+    v.iter().fold(0u64, |acc, x| acc | (x * 0.0).to_bits()) & EXP == 0
 }
 
 /// Bit `i` set iff `b[i] != 0`, for the first 64 bytes of `b`.
@@ -842,8 +842,10 @@ unsafe fn add_rhs_row(d: &MatmulDesc, b: *const f64, out: *mut f64, i: usize, p:
             /// `o[..N] += x[..N]` unrolled for a width known at compile time.
             #[inline(always)]
             unsafe fn add<const N: usize>(o: *mut f64, x: *const f64) {
-                // SAFETY: the caller's rows hold N elements.
-                let (o, x) = unsafe { (&mut *(o as *mut [f64; N]), &*(x as *const [f64; N])) };
+                // SAFETY: the caller's rows hold N elements. The rhs row is read whole before
+                // the output row is written (the two may not be proven apart otherwise, which
+                // kept the additions scalar).
+                let (o, x) = unsafe { (&mut *(o as *mut [f64; N]), *(x as *const [f64; N])) };
                 for j in 0..N {
                     o[j] += x[j];
                 }
