@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 pub enum IrCommand {
     /// List the built-in example functions.
     List,
-    /// Print the IR of a built-in example function at a pipeline stage.
+    /// Print the IR of a built-in example function or of a text IR file at a pipeline stage.
     Dump {
-        /// Built-in name (see `brainlift ir list`).
+        /// Built-in name (see `brainlift ir list`) or a `.ir` file.
         name: String,
         /// Stage: traced, ad, simplified, unrolled (`scanned` with --unroll 0), lowered, fused
         /// or clif. Scalar-output functions get an `ad` stage (value and gradient w.r.t. every
@@ -90,7 +90,11 @@ pub fn run(cmd: IrCommand) -> CliResult {
             unroll,
             dot,
         } => {
-            let f = brainlift::builtins::builtin(&name).map_err(|e| e.to_string())?;
+            let f = if name.ends_with(".ir") || Path::new(&name).is_file() {
+                load(Path::new(&name))?
+            } else {
+                brainlift::builtins::builtin(&name).map_err(|e| e.to_string())?
+            };
             dump(&f, &stage, stages, unroll, dot.as_deref())
         }
         IrCommand::Check { file } => {

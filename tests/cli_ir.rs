@@ -227,6 +227,31 @@ fn run_rejects_bad_backend_and_missing_inputs() {
     assert!(stderr(&e).contains(".npy"), "{}", stderr(&e));
 }
 
+/// `ir dump FILE.ir` runs a text IR file through the same stages as a built-in.
+#[test]
+fn dump_takes_a_text_ir_file_through_the_stages() {
+    let file = root().join("tests/ir/dense.ir");
+    let file = file.to_str().unwrap();
+    let traced = brainlift(&["ir", "dump", file]);
+    assert!(traced.status.success(), "{}", stderr(&traced));
+    let check = brainlift(&["ir", "check", file]);
+    assert_eq!(stdout(&traced), stdout(&check));
+    let fused = brainlift(&["ir", "dump", file, "--stage", "fused"]);
+    assert!(fused.status.success(), "{}", stderr(&fused));
+    assert!(stdout(&fused).contains("kernel k0"), "{}", stdout(&fused));
+    let stages = stdout(&brainlift(&["ir", "dump", file, "--stages"]));
+    for stage in ["traced", "simplified", "lowered", "fused"] {
+        assert!(stages.contains(stage), "{stage} missing: {stages}");
+    }
+    let missing = brainlift(&["ir", "dump", "no/such/file.ir"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no/such/file.ir"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
 #[test]
 fn dump_with_an_unwritable_dot_path_prints_nothing_and_fails() {
     let e = brainlift(&["ir", "dump", "lif", "--dot", "/nonexistent/dir/lif.dot"]);
