@@ -188,7 +188,14 @@ fn scans_that_mix_rows_stay_whole() {
 
 #[test]
 fn large_products_split_by_rows_bit_for_bit() {
-    for (m, k, n, tl) in [(301, 200, 100, false), (300, 400, 90, true)] {
+    // More than 512 rows (the packing-free kernel's limit per call) with a long contraction:
+    // one thread must still take the same kernel as the row blocks of two.
+    for (m, k, n, tl) in [
+        (301, 200, 100, false),
+        (300, 400, 90, true),
+        (513, 2000, 33, false),
+        (700, 1100, 40, true),
+    ] {
         let mut b = FunctionBuilder::new("mm");
         let a = b.param("a", if tl { tt(&[k, m]) } else { tt(&[m, k]) });
         let w = b.param("w", tt(&[k, n]));

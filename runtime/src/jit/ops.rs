@@ -455,7 +455,8 @@ unsafe fn dense_f64(
 
 /// The product for `rows` output rows and a contraction range of length `k` (> 0), starting
 /// at `a` (lhs), `b` (rhs) and `o` (output rows): the packing-free kernel
-/// ([`super::gemm`]) for a row-contiguous rhs and at most `MAX_M` rows, else the `gemm` crate.
+/// ([`super::gemm`], in pieces of at most `MAX_M` rows) for a row-contiguous rhs, else the
+/// `gemm` crate.
 unsafe fn gemm_part(
     d: &MatmulDesc,
     rows: usize,
@@ -466,8 +467,17 @@ unsafe fn gemm_part(
 ) {
     // SAFETY: the caller passes buffers holding these rows and this contraction range.
     unsafe {
-        if d.b_cs == 1 && rows <= super::gemm::MAX_M && super::gemm::available() {
-            super::gemm::gemm_nn(rows, d.n, k, a, d.a_rs, d.a_cs, b, d.b_rs, o);
+        if d.b_cs == 1 && super::gemm::available() {
+            // In pieces of at most MAX_M rows: every row-contiguous product runs on this
+            // kernel, whatever the number of rows a thread gets (the `gemm` crate's sums
+            // differ in the last bits, so results would depend on the thread count).
+            let mut r0 = 0;
+            while r0 < rows {
+                let r = super::gemm::MAX_M.min(rows - r0);
+                let (a, o) = (a.offset(r0 as isize * d.a_rs), o.add(r0 * d.n));
+                super::gemm::gemm_nn(r, d.n, k, a, d.a_rs, d.a_cs, b, d.b_rs, o);
+                r0 += r;
+            }
             return;
         }
         gemm::gemm(
