@@ -309,7 +309,7 @@ unsafe fn blocks_once<V: Simd>(
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// [`ActiveK`] lists, one set per thread (12 KiB, allocated once).
+    /// [`ActiveK`] lists, one set per thread (about 11 KiB, allocated once).
     static ACTIVE_K: std::cell::Cell<Option<Box<ActiveK>>> = const { std::cell::Cell::new(None) };
     /// [`compact_block`]'s scratch, one per thread.
     static COMPACT: std::cell::Cell<Compact> = std::cell::Cell::default();
