@@ -824,8 +824,12 @@ impl Op {
                     (b.dims()[r - 2], b.dims()[r - 1])
                 };
                 if ka != kb {
+                    let side = |t: bool| if t { " (transposed)" } else { "" };
                     return fail(format!(
-                        "contracted sizes differ: lhs gives {m}x{ka}, rhs gives {kb}x{n}"
+                        "contracted sizes differ: the lhs{} contracts {ka}, the rhs{} {kb} \
+                         (m×k = {m}x{ka}, k×n = {kb}x{n})",
+                        side(*transpose_lhs),
+                        side(*transpose_rhs)
                     ));
                 }
                 let mut dims = a.dims()[..r - 2].to_vec();
