@@ -258,8 +258,10 @@ fn read_inputs(f: &Function, dir: &Path) -> CliResult<Vec<Tensor>> {
         .collect()
 }
 
+/// The sum of the values in index order from +0, as a `reduce_sum` (an empty output gives 0,
+/// not the -0 that `Iterator::sum` starts from).
 fn checksum(v: &[f64]) -> f64 {
-    v.iter().sum()
+    v.iter().fold(0.0, |s, x| s + x)
 }
 
 fn print_outputs(f: &Function, outs: &[Tensor], json: bool, backend: &str) {

@@ -311,3 +311,19 @@ fn run_inputs_reject_lossy_dtype_conversions() {
         stdout(&ok)
     );
 }
+
+/// An empty output's checksum is +0 (a sum from +0, as `reduce_sum`), not -0.
+#[test]
+fn an_empty_output_has_checksum_zero() {
+    let file = tmp("empty.ir");
+    std::fs::write(
+        &file,
+        "func @f(%a: f64[0,3]) -> (c: f64[0,3]) {\n  %0: f64[0,3] = neg %a\n  return %0\n}\n",
+    )
+    .unwrap();
+    for backend in ["jit", "interp"] {
+        let out = run_json(&file, backend);
+        let sum = out["outputs"][0]["checksum"].as_f64().unwrap();
+        assert_eq!(sum.to_bits(), 0, "{backend}: checksum {sum:?}");
+    }
+}
