@@ -516,10 +516,15 @@ impl ActiveK {
                 return false;
             }
             // Keep the terms with a non-finite `B` row: add them back in order.
-            if !rows_finite(b, g.b_rs, n, kc) {
+            let finite = |kk: usize| {
+                super::ops::all_finite(std::slice::from_raw_parts(
+                    b.offset(kk as isize * g.b_rs),
+                    n,
+                ))
+            };
+            if !(0..kc).all(finite) {
                 for kk in 0..kc {
-                    let row = std::slice::from_raw_parts(b.offset(kk as isize * g.b_rs), n);
-                    self.finite[kk] = super::ops::all_finite(row);
+                    self.finite[kk] = finite(kk);
                 }
                 for blk in 0..blocks {
                     let rows = MR.min(m - blk * MR);
@@ -539,42 +544,6 @@ impl ActiveK {
             }
         }
         true
-    }
-}
-
-/// Whether `kc` rows of `n` values `b_rs` apart are all finite: `fma(x, 0, acc)` keeps `acc` at
-/// zero for finite `x` and turns it NaN for good at the first infinite or NaN one.
-///
-/// # Safety
-/// The rows must exist.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows_finite(b: *const f64, b_rs: isize, n: usize, kc: usize) -> bool {
-    // SAFETY: every load lies within a row.
-    unsafe {
-        let zero = _mm256_setzero_pd();
-        let mut acc = [zero; 4];
-        let mut tail = 0.0;
-        for kk in 0..kc {
-            let row = b.offset(kk as isize * b_rs);
-            let mut j = 0;
-            while j + 16 <= n {
-                for (q, x) in acc.iter_mut().enumerate() {
-                    *x = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(j + 4 * q)), zero, *x);
-                }
-                j += 16;
-            }
-            while j + 4 <= n {
-                acc[0] = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(j)), zero, acc[0]);
-                j += 4;
-            }
-            for j in j..n {
-                tail += *row.add(j) * 0.0;
-            }
-        }
-        let all = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
-        let nan = _mm256_cmp_pd::<_CMP_UNORD_Q>(all, all);
-        _mm256_movemask_pd(nan) == 0 && !tail.is_nan()
     }
 }
 
